@@ -1,0 +1,46 @@
+"""``python -m predictor.examples {sklearn,torch} --out DIR``: write an example model directory."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m predictor.examples",
+        description="Build an example model from data scikit-learn ships and write a servable model directory.",
+    )
+    sub = parser.add_subparsers(dest="kind", required=True)
+    sk = sub.add_parser("sklearn", help="LogisticRegression on iris (model name 'iris')")
+    sk.add_argument("--out", type=Path, required=True, help="model directory to write")
+    sk.add_argument("--name", default="iris", help="model name in the manifest (default: %(default)s)")
+    th = sub.add_parser("torch", help="MLP on 8x8 digits, TorchScript (model name 'digits')")
+    th.add_argument("--out", type=Path, required=True, help="model directory to write")
+    th.add_argument("--name", default="digits", help="model name in the manifest (default: %(default)s)")
+    th.add_argument("--hidden", type=int, default=128, help="hidden layer width (default: %(default)s)")
+    th.add_argument("--depth", type=int, default=2, help="number of hidden layers (default: %(default)s)")
+    th.add_argument("--epochs", type=int, default=20, help="training epochs; 0 keeps random weights")
+    th.add_argument("--format", choices=["torchscript", "torch_export"], default="torchscript")
+    args = parser.parse_args(argv)
+
+    if args.kind == "sklearn":
+        from predictor.examples import sklearn_iris
+
+        spec = sklearn_iris.build(args.out, name=args.name)
+    else:
+        try:
+            from predictor.examples import torch_digits
+        except ImportError:
+            print("error: the torch example needs torch; install servekit[torch]", file=sys.stderr)
+            return 2
+        spec = torch_digits.build(
+            args.out, name=args.name, hidden=args.hidden, depth=args.depth, epochs=args.epochs, fmt=args.format
+        )
+    print(f"wrote model {spec.name!r} ({spec.framework}) to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

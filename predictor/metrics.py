@@ -1,0 +1,53 @@
+"""Prometheus metrics of the predictor, served by KServe's ``/metrics`` beside its own histograms."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+REQUESTS = Counter(
+    "servekit_requests", "Inference requests answered, by protocol and status code.", ["model", "protocol", "code"]
+)
+REQUEST_SECONDS = Histogram(
+    "servekit_request_duration_seconds",
+    "Time from a decoded request to its encoded answer, by protocol.",
+    ["model", "protocol"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+BATCH_SIZE = Histogram(
+    "servekit_batch_size",
+    "Rows in each model call after dynamic batching.",
+    ["model"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)
+BATCH_REQUESTS = Histogram(
+    "servekit_batch_requests",
+    "Requests merged into each model call.",
+    ["model"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
+QUEUE_DEPTH = Gauge("servekit_queue_depth", "Requests waiting for a batch.", ["model"])
+QUEUE_REJECTIONS = Counter("servekit_queue_rejections", "Requests refused because the queue was full.", ["model"])
+
+
+class ModelMetrics:
+    """The metric children of one model, bound once so the hot path skips label lookups."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self._durations = {p: REQUEST_SECONDS.labels(model, p) for p in ("v1", "v2", "grpc")}
+        self._counts: dict[tuple[str, int], Counter] = {}
+        self._batch_rows = BATCH_SIZE.labels(model)
+        self._batch_requests = BATCH_REQUESTS.labels(model)
+        self.queue_depth = QUEUE_DEPTH.labels(model)
+        self.rejections = QUEUE_REJECTIONS.labels(model)
+
+    def observe_request(self, protocol: str, code: int, seconds: float) -> None:
+        counter = self._counts.get((protocol, code))
+        if counter is None:
+            counter = self._counts[(protocol, code)] = REQUESTS.labels(self.model, protocol, str(code))
+        counter.inc()
+        self._durations[protocol].observe(seconds)
+
+    def observe_batch(self, rows: int, requests: int) -> None:
+        self._batch_rows.observe(rows)
+        self._batch_requests.observe(requests)

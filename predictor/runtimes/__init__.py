@@ -1,0 +1,65 @@
+"""Framework runtimes: load one artifact, run one batch.
+
+A runtime knows nothing of HTTP or batching. Adding a framework (ONNX, XGBoost, ...) is one
+module with a ``load(spec, model_dir, device)`` function and one line in ``_LOADERS``; model.py
+does not change.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from predictor.spec import ModelSpec
+
+Tensors = dict[str, np.ndarray]
+
+
+class RuntimeLoadError(RuntimeError):
+    """The artifact could not be turned into a working model (wrong format, missing method, ...)."""
+
+
+class ModelRuntime(Protocol):
+    """A loaded model that maps a batch of inputs to the declared outputs."""
+
+    @property
+    def device(self) -> str:
+        """Where the model runs, e.g. ``cpu`` or ``cuda:0``."""
+        ...
+
+    def predict(self, inputs: Tensors) -> Tensors:
+        """Outputs keyed by declared output name; every array has the batch's rows on axis 0."""
+        ...
+
+
+class RuntimeLoader(Protocol):
+    def __call__(self, spec: ModelSpec, model_dir: Path, device: str | None) -> ModelRuntime: ...
+
+
+# framework -> module; imported only when used so a scikit-learn server never pays for importing torch.
+_LOADERS: dict[str, str] = {
+    "sklearn": "predictor.runtimes.sklearn_runtime",
+    "torch": "predictor.runtimes.torch_runtime",
+}
+
+
+def load_runtime(spec: ModelSpec, model_dir: str | Path, device: str | None = None) -> ModelRuntime:
+    """Load the model directory's artifact with the runtime for its framework.
+
+    ``device`` overrides the manifest's ``runtime.device`` (the ``--device`` flag).
+    """
+    module_name = _LOADERS.get(spec.framework)
+    if module_name is None:
+        raise RuntimeLoadError(f"no runtime for framework {spec.framework!r}; known: {sorted(_LOADERS)}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise RuntimeLoadError(
+            f"the {spec.framework} runtime needs a package that is not installed ({exc.name}); "
+            f"install servekit[{spec.framework}]"
+        ) from None
+    loader: RuntimeLoader = module.load
+    return loader(spec, Path(model_dir), device)

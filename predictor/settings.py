@@ -1,0 +1,37 @@
+"""Server settings: one typed object, filled from flags, then ``PREDICTOR_*`` variables, then defaults.
+
+Kubernetes users set environment variables in the pod spec; laptop users pass flags. Both land
+here, so every option has one name, one type and one default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PredictorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PREDICTOR_", extra="forbid", protected_namespaces=())
+
+    model_dir: Path = Field(Path("/mnt/models"), description="Directory with model.yaml and the artifact.")
+    model_name: str | None = Field(None, description="Name on the endpoint path; default: the manifest's name.")
+    device: str | None = Field(None, description="auto, cpu, cuda or cuda:N; default: the manifest's runtime.device.")
+    batching: bool = Field(True, description="Merge concurrent requests into one model call.")
+    max_batch_size: Annotated[int, Field(ge=1, description="Most rows in one merged batch.")] = 32
+    max_latency_ms: Annotated[
+        float, Field(ge=0, description="Longest a request waits for batch-mates before its batch runs.")
+    ] = 2.0
+    max_queue_size: Annotated[int, Field(ge=1, description="Requests waiting before new ones get 503.")] = 1024
+    fast_path: bool = Field(True, description="Serve v2 REST JSON infer on the lean route (same protocol).")
+
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, value: str | None) -> str | None:
+        import re
+
+        if value is not None and not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {value!r}")
+        return value

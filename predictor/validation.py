@@ -1,0 +1,129 @@
+"""Check request tensors against the model's declared inputs.
+
+Every check answers with an :class:`InputError` whose message names the input, what arrived and
+what was expected, so a client can fix its request without reading server logs. Pure: numpy only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from predictor.spec import DATATYPE_TO_NUMPY, ModelSpec, TensorSpec
+
+
+class InputError(ValueError):
+    """The request does not match the model's declared inputs (answered as 400 / INVALID_ARGUMENT)."""
+
+
+@dataclass(frozen=True)
+class RawTensor:
+    """One input tensor as it arrived, before it is trusted.
+
+    ``decode`` turns the payload into a numpy array of the declared dtype; it is a callable so
+    each transport (JSON lists, gRPC typed contents, binary extension) keeps its own decoding.
+    """
+
+    name: str
+    datatype: str
+    shape: Sequence[Any]
+    decode: Callable[[np.dtype[Any]], np.ndarray]
+
+
+def describe(tensor: TensorSpec) -> str:
+    return f"{tensor.name!r} ({tensor.datatype}, shape {tensor.shape})"
+
+
+def check_shape(tensor: TensorSpec, shape: Sequence[Any]) -> tuple[int, ...]:
+    """The request's shape as ints, if it fits the declared one (-1 matches any size >= 1)."""
+    if not isinstance(shape, (list, tuple)) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+        raise InputError(f"input {tensor.name!r}: shape must be a list of integers, got {shape!r}")
+    if len(shape) != len(tensor.shape):
+        raise InputError(
+            f"input {tensor.name!r}: shape {list(shape)} has {len(shape)} dimensions, "
+            f"expected {len(tensor.shape)} like {tensor.shape}"
+        )
+    if shape[0] == 0:
+        raise InputError(f"input {tensor.name!r}: empty batch (shape {list(shape)}); send at least one row")
+    for axis, (got, want) in enumerate(zip(shape, tensor.shape, strict=True)):
+        if got < 1 or (want != -1 and got != want):
+            expected = "a positive size" if want == -1 else str(want)
+            raise InputError(
+                f"input {tensor.name!r}: dimension {axis} is {got}, expected {expected} (declared shape {tensor.shape})"
+            )
+    return tuple(shape)
+
+
+def check_values(tensor: TensorSpec, array: np.ndarray) -> None:
+    """Refuse NaN and infinities unless the input allows them: models answer garbage, not errors."""
+    if tensor.allow_nan or array.dtype.kind != "f":
+        return
+    if np.isfinite(array).all():
+        return
+    bad = int(np.count_nonzero(~np.isfinite(array)))
+    raise InputError(f"input {tensor.name!r}: {bad} value(s) are NaN or infinite; this input does not allow them")
+
+
+def json_decoder(data: Any, shape: tuple[int, ...], name: str) -> Callable[[np.dtype[Any]], np.ndarray]:
+    """Decode a JSON ``data`` field (flat row-major or nested lists) into an array of ``shape``."""
+
+    def decode(dtype: np.dtype[Any]) -> np.ndarray:
+        if not isinstance(data, list):
+            raise InputError(f"input {name!r}: data must be a list, got {type(data).__name__}")
+        try:
+            array = np.asarray(data, dtype=dtype)
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"input {name!r}: data is not all {dtype} values: {exc}") from None
+        expected = math.prod(shape)
+        if array.size != expected:
+            raise InputError(f"input {name!r}: shape {list(shape)} needs {expected} elements, got {array.size}")
+        return array.reshape(shape)
+
+    return decode
+
+
+def validate_inputs(spec: ModelSpec, tensors: Iterable[RawTensor]) -> dict[str, np.ndarray]:
+    """All declared inputs, decoded and checked, in a dict keyed by name; batch sizes must agree."""
+    arrays: dict[str, np.ndarray] = {}
+    for raw in tensors:
+        tensor = spec.input_named(raw.name)
+        if tensor is None:
+            expected = ", ".join(describe(t) for t in spec.inputs)
+            raise InputError(f"unknown input {raw.name!r}; model {spec.name!r} expects {expected}")
+        if raw.name in arrays:
+            raise InputError(f"input {raw.name!r} appears more than once")
+        if raw.datatype != tensor.datatype:
+            raise InputError(
+                f"input {raw.name!r}: datatype {raw.datatype!r} does not match the declared {tensor.datatype}"
+            )
+        shape = check_shape(tensor, raw.shape)
+        array = raw.decode(np.dtype(DATATYPE_TO_NUMPY[tensor.datatype]))
+        if array.shape != shape:
+            raise InputError(f"input {raw.name!r}: data has shape {list(array.shape)}, declared {list(shape)}")
+        check_values(tensor, array)
+        arrays[raw.name] = array
+    if not arrays:
+        expected = ", ".join(describe(t) for t in spec.inputs)
+        raise InputError(f"the request has no inputs; model {spec.name!r} expects {expected}")
+    missing = [describe(t) for t in spec.inputs if t.name not in arrays]
+    if missing:
+        raise InputError(f"missing input(s) {', '.join(missing)}")
+    batch_sizes = {name: a.shape[0] for name, a in arrays.items()}
+    if len(set(batch_sizes.values())) > 1:
+        raise InputError(f"inputs disagree on the batch size: {batch_sizes}")
+    return arrays
+
+
+def select_outputs(spec: ModelSpec, requested: Sequence[str] | None) -> list[str]:
+    """Names of the outputs to return: the requested ones, or all declared when none are named."""
+    declared = [o.name for o in spec.outputs]
+    if not requested:
+        return declared
+    unknown = [name for name in requested if name not in declared]
+    if unknown:
+        raise InputError(f"unknown output(s) {unknown}; model {spec.name!r} has outputs {declared}")
+    return list(dict.fromkeys(requested))
