@@ -1,0 +1,103 @@
+"""``python -m predictor``: serve one model directory with KServe's ModelServer.
+
+Flags extend KServe's own ``model_server.parser`` (ports, workers, gRPC, logging), and each of
+ours can also come from a ``PREDICTOR_*`` environment variable (see settings.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from pydantic import ValidationError
+
+logger = logging.getLogger("predictor")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from kserve import model_server
+
+    parser = argparse.ArgumentParser(
+        prog="python -m predictor",
+        parents=[model_server.parser],
+        description="Serve a scikit-learn or PyTorch model directory over KServe v1, v2 REST and v2 gRPC.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    # KServe defaults the model name to "model"; ours comes from the manifest unless given.
+    parser.set_defaults(model_name=None)
+    ours = parser.add_argument_group("servekit predictor (each flag also reads PREDICTOR_<FLAG>)")
+    ours.add_argument("--model_dir", help="directory with model.yaml and the artifact (default /mnt/models)")
+    ours.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: the manifest's runtime.device)")
+    ours.add_argument(
+        "--batching", action=argparse.BooleanOptionalAction, default=None, help="dynamic batching (default on)"
+    )
+    ours.add_argument("--max_batch_size", type=int, help="most rows in one merged batch (default 32)")
+    ours.add_argument("--max_latency_ms", type=float, help="longest wait for batch-mates (default 2)")
+    ours.add_argument("--max_queue_size", type=int, help="queued requests before 503 (default 1024)")
+    ours.add_argument(
+        "--fast_path", action=argparse.BooleanOptionalAction, default=None, help="lean v2 REST route (default on)"
+    )
+    return parser
+
+
+SETTING_FLAGS = (
+    "model_dir", "model_name", "device", "batching", "max_batch_size", "max_latency_ms", "max_queue_size", "fast_path",
+)  # fmt: skip
+
+
+def settings_from_args(args: argparse.Namespace) -> Any:
+    from predictor.settings import PredictorSettings
+
+    given = {key: getattr(args, key) for key in SETTING_FLAGS if getattr(args, key) is not None}
+    return PredictorSettings(**given)
+
+
+def fail(message: str) -> int:
+    print(f"predictor: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.workers != 1:
+        return fail(f"--workers {args.workers}: one process per pod serves one model; scale with replicas")
+    try:
+        settings = settings_from_args(args)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return fail(f"bad settings: {problems}")
+
+    import kserve
+    from kserve import model_server
+
+    from predictor.artifacts import ArtifactError
+    from predictor.errors import Overloaded, StartupError, overloaded_handler
+    from predictor.fastpath import install_fast_path
+    from predictor.model import ServingModel
+    from predictor.runtimes import RuntimeLoadError
+    from predictor.spec import SpecError
+
+    try:
+        model = ServingModel(settings)
+        model.load()
+    except (SpecError, ArtifactError, RuntimeLoadError, StartupError) as exc:
+        return fail(str(exc))
+
+    app = model_server.app
+    app.add_exception_handler(Overloaded, overloaded_handler)
+    if settings.fast_path:
+        install_fast_path(app, model)
+    kserve.ModelServer(
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        workers=1,
+        enable_grpc=args.enable_grpc,
+        enable_latency_logging=args.enable_latency_logging,
+    ).start([model])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""The KServe model: wires the manifest, checks, batcher and runtime into ``kserve.Model``.
+
+Data path: KServe decodes v1 JSON / v2 REST / v2 gRPC -> ``preprocess`` checks the tensors
+against the manifest -> ``predict`` hands them to the dynamic batcher, which runs the runtime off
+the event loop -> ``postprocess`` shapes the declared outputs for the protocol the request used.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+from kserve import InferOutput, InferRequest, InferResponse, Model
+from kserve.errors import InvalidInput
+from kserve.model import InferenceVerb
+
+from predictor.batching import BatchingConfig, DynamicBatcher, QueueFullError, Tensors
+from predictor.errors import Overloaded, StartupError
+from predictor.metrics import ModelMetrics
+from predictor.preprocessing import apply_transforms, instances_to_tensor
+from predictor.runtimes import ModelRuntime, load_runtime
+from predictor.settings import PredictorSettings
+from predictor.spec import ModelSpec, load_spec
+from predictor.validation import InputError, RawTensor, select_outputs, validate_inputs
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DecodedRequest:
+    """A checked request on its way through the handlers."""
+
+    inputs: Tensors
+    outputs: list[str]
+    protocol: str  # "v1", "v2" or "grpc"
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    request: DecodedRequest
+    outputs: Tensors
+
+
+def infer_input_tensor(infer_input: Any) -> RawTensor:
+    """A KServe ``InferInput`` (REST JSON, binary extension or gRPC contents) as a raw tensor."""
+
+    def decode(_: np.dtype[Any]) -> np.ndarray:
+        try:
+            return np.asarray(infer_input.as_numpy())
+        except ValueError as exc:  # numpy's reshape error names both sizes
+            raise InputError(
+                f"input {infer_input.name!r}: data does not fit shape {infer_input.shape}: {exc}"
+            ) from None
+
+    return RawTensor(infer_input.name, infer_input.datatype, list(infer_input.shape), decode)
+
+
+class ServingModel(Model):  # type: ignore[misc]
+    """One model directory served over v1, v2 REST and v2 gRPC."""
+
+    def __init__(self, settings: PredictorSettings) -> None:
+        self.settings = settings
+        self.spec: ModelSpec = load_spec(settings.model_dir)
+        super().__init__(settings.model_name or self.spec.name)
+        self.runtime: ModelRuntime | None = None
+        self.metrics = ModelMetrics(self.name)
+        self._batcher: DynamicBatcher | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def load(self) -> bool:
+        runtime = load_runtime(self.spec, self.settings.model_dir, self.settings.device)
+        self._check_outputs(runtime)
+        self.runtime = runtime
+        if self.settings.batching:
+            config = BatchingConfig(
+                max_batch_size=self.settings.max_batch_size,
+                max_latency_ms=self.settings.max_latency_ms,
+                max_queue_size=self.settings.max_queue_size,
+            )
+        else:  # one request per model call, still off the event loop and still queue-bounded
+            config = BatchingConfig(max_batch_size=1, max_latency_ms=0, max_queue_size=self.settings.max_queue_size)
+        self._batcher = DynamicBatcher(self._run_batch, config, name=self.name, on_batch=self.metrics.observe_batch)
+        batcher = self._batcher
+        self.metrics.queue_depth.set_function(lambda: batcher.queue_depth)
+        self.ready = True
+        logger.info("model %s (%s) ready on %s; batching %s", self.name, self.spec.framework, runtime.device, config)
+        return self.ready
+
+    def _check_outputs(self, runtime: ModelRuntime) -> None:
+        """Run one zero row through the model so a manifest that lies about outputs fails at start-up."""
+        sample = {
+            t.name: np.zeros([1 if d == -1 else d for d in t.shape], dtype=t.numpy_dtype) for t in self.spec.inputs
+        }
+        try:
+            outputs = runtime.predict(apply_transforms(self.spec, sample))
+        except Exception as exc:
+            raise StartupError(
+                f"model {self.name!r} failed on a sample input built from the manifest's inputs: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+        for out in self.spec.outputs:
+            array = outputs.get(out.name)
+            want = [1 if d == -1 else d for d in out.shape]
+            if array is None or list(array.shape) != want:
+                got = None if array is None else list(array.shape)
+                raise StartupError(
+                    f"output {out.name!r}: the model returned shape {got} for one row, "
+                    f"the manifest declares {out.shape}"
+                )
+
+    # ---- metadata ----------------------------------------------------------------------------
+
+    def get_input_types(self) -> list[dict[str, Any]]:
+        return [t.metadata() for t in self.spec.inputs]
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        return [t.metadata() for t in self.spec.outputs]
+
+    # ---- inference ---------------------------------------------------------------------------
+
+    def _run_batch(self, inputs: Tensors) -> Tensors:
+        """The batcher's model call; runs in its worker thread."""
+        assert self.runtime is not None
+        return self.runtime.predict(apply_transforms(self.spec, inputs))
+
+    async def infer_arrays(self, inputs: Tensors) -> Tensors:
+        """Checked inputs in, every declared output out, through the batcher."""
+        assert self._batcher is not None
+        try:
+            return await self._batcher.submit(inputs)
+        except QueueFullError as exc:
+            self.metrics.rejections.inc()
+            raise Overloaded(self.name, self.settings.max_queue_size, exc.retry_after_s) from None
+        except InputError as exc:
+            raise InvalidInput(str(exc)) from None
+
+    def decode_v2(self, request: InferRequest) -> DecodedRequest:
+        try:
+            inputs = validate_inputs(self.spec, (infer_input_tensor(i) for i in request.inputs))
+            requested = [o.name for o in request.request_outputs or []]
+            outputs = select_outputs(self.spec, requested)
+        except InputError as exc:
+            raise InvalidInput(str(exc)) from None
+        return DecodedRequest(inputs, outputs, "grpc" if request.from_grpc else "v2", request.id)
+
+    def decode_v1(self, body: Any) -> DecodedRequest:
+        if isinstance(body, (bytes, bytearray)):
+            # KServe hands over raw bytes when the content type is not JSON (curl -d sends a form type).
+            try:
+                body = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidInput(f"the body is not valid JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise InvalidInput(f"a v1 request is a JSON object with 'instances', got {type(body).__name__}")
+        if "instances" not in body:
+            raise InvalidInput(f"a v1 request needs 'instances', got keys {sorted(body)}")
+        try:
+            inputs = validate_inputs(self.spec, [instances_to_tensor(self.spec, body["instances"])])
+        except InputError as exc:
+            raise InvalidInput(str(exc)) from None
+        return DecodedRequest(inputs, [self.spec.outputs[0].name], "v1")
+
+    async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> DecodedRequest:
+        if isinstance(payload, InferRequest):
+            return self.decode_v2(payload)
+        return self.decode_v1(payload)
+
+    def validate(self, payload: Any) -> Any:
+        # KServe's base check looks for raw JSON keys; ours ran in preprocess on typed data.
+        return payload
+
+    async def predict(
+        self, payload: DecodedRequest, headers: dict[str, str] | None = None, response_headers: Any = None
+    ) -> Prediction:
+        outputs = await self.infer_arrays(payload.inputs)
+        return Prediction(payload, outputs)
+
+    async def postprocess(
+        self, result: Prediction, headers: dict[str, str] | None = None, response_headers: Any = None
+    ) -> dict[str, Any] | InferResponse:
+        request = result.request
+        if request.protocol == "v1":
+            return {"predictions": result.outputs[request.outputs[0]].tolist()}
+        infer_outputs = []
+        for name in request.outputs:
+            declared = next(o for o in self.spec.outputs if o.name == name)
+            array = result.outputs[name]
+            output = InferOutput(name=name, shape=list(array.shape), datatype=declared.datatype)
+            output.set_data_from_numpy(array, binary_data=False)
+            infer_outputs.append(output)
+        return InferResponse(
+            response_id=request.request_id or str(uuid.uuid4()),
+            model_name=self.name,
+            model_version=self.spec.version,
+            infer_outputs=infer_outputs,
+            from_grpc=request.protocol == "grpc",
+        )
+
+    async def __call__(
+        self, body: Any, headers: dict[str, str] | None = None, verb: InferenceVerb = InferenceVerb.PREDICT
+    ) -> Any:
+        """KServe's handler chain, plus the request counter and latency histogram by protocol."""
+        protocol = ("grpc" if body.from_grpc else "v2") if isinstance(body, InferRequest) else "v1"
+        start = time.perf_counter()
+        try:
+            result = await super().__call__(body, headers, verb)
+        except Exception as exc:
+            self.metrics.observe_request(protocol, status_code(exc), time.perf_counter() - start)
+            raise
+        self.metrics.observe_request(protocol, 200, time.perf_counter() - start)
+        return result
+
+
+def status_code(exc: BaseException) -> int:
+    """The REST status an exception is answered with (gRPC maps the same classes to its codes)."""
+    if isinstance(exc, InvalidInput):
+        return 400
+    if isinstance(exc, Overloaded):
+        return 503
+    return 500
