@@ -16,13 +16,18 @@ def main(argv: list[str] | None = None) -> int:
     sk = sub.add_parser("sklearn", help="LogisticRegression on iris (model name 'iris')")
     sk.add_argument("--out", type=Path, required=True, help="model directory to write")
     sk.add_argument("--name", default="iris", help="model name in the manifest (default: %(default)s)")
-    th = sub.add_parser("torch", help="MLP on 8x8 digits, TorchScript (model name 'digits')")
+    th = sub.add_parser("torch", help="MLP on 8x8 digits, torch.export program (model name 'digits')")
     th.add_argument("--out", type=Path, required=True, help="model directory to write")
     th.add_argument("--name", default="digits", help="model name in the manifest (default: %(default)s)")
     th.add_argument("--hidden", type=int, default=128, help="hidden layer width (default: %(default)s)")
     th.add_argument("--depth", type=int, default=2, help="number of hidden layers (default: %(default)s)")
     th.add_argument("--epochs", type=int, default=20, help="training epochs; 0 keeps random weights")
-    th.add_argument("--format", choices=["torchscript", "torch_export"], default="torchscript")
+    th.add_argument(
+        "--format",
+        choices=["torchscript", "torch_export"],
+        default="torch_export",
+        help="artifact format; TorchScript is deprecated in torch 2.13 (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
 
     if args.kind == "sklearn":

@@ -1,4 +1,4 @@
-"""A small multi-layer perceptron on scikit-learn's bundled 8x8 digits, saved as TorchScript.
+"""A small multi-layer perceptron on scikit-learn's bundled 8x8 digits, saved as a torch.export program.
 
 Pixel values are 0..16; the manifest's scaling maps them to 0..1, so clients send raw pixels.
 ``hidden`` and ``depth`` make wider variants for benchmarks (a wide network shows what batching
@@ -55,7 +55,7 @@ def build(
     hidden: int = 128,
     depth: int = 2,
     epochs: int = 20,
-    fmt: Literal["torchscript", "torch_export"] = "torchscript",
+    fmt: Literal["torchscript", "torch_export"] = "torch_export",
 ) -> ModelSpec:
     torch.manual_seed(0)
     network = make_network(hidden, depth)

@@ -104,7 +104,9 @@ def load(spec: ModelSpec, model_dir: Path, device: str | None) -> TorchRuntime:
     half = spec.runtime.half_precision and target.type == "cuda"
     if spec.runtime.half_precision and not half:
         logger.info("half_precision is ignored on %s: it only pays off on a GPU", target)
-    module = _load_module(path, spec.artifact.format or "torchscript", target)
+    # Without an explicit format, torch's own file conventions decide: .pt2 is an exported program.
+    fmt = spec.artifact.format or ("torch_export" if path.suffix == ".pt2" else "torchscript")
+    module = _load_module(path, fmt, target)
     if half:
         module = module.half()
     logger.info("torch model %s loaded on %s (half precision: %s)", spec.name, target, half)

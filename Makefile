@@ -1,0 +1,72 @@
+# The verbs a user types. `make serve` and `make test` work on a fresh machine with Python 3.11.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# MODEL=iris (scikit-learn, the default) or MODEL=digits (PyTorch)
+MODEL ?= iris
+HTTP_PORT ?= 8080
+GRPC_PORT ?= 8081
+PYTEST_ARGS ?=
+
+.PHONY: help serve models test lint unit integration chart bench e2e image clean
+
+help: ## list the verbs
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/bin/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+# Stamps: reinstall only when pyproject.toml changes.
+$(VENV)/.serve-installed: pyproject.toml | $(VENV)/bin/activate
+	$(PY) -m pip install -q -e '.[torch]'
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/activate
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.serve-installed
+
+models/iris/model.yaml: | $(VENV)/.serve-installed
+	$(PY) -m predictor.examples sklearn --out models/iris
+
+models/digits/model.yaml: | $(VENV)/.serve-installed
+	$(PY) -m predictor.examples torch --out models/digits
+
+models: models/iris/model.yaml models/digits/model.yaml ## build both example models from packaged data
+
+serve: $(VENV)/.serve-installed models/$(MODEL)/model.yaml ## serve the example model (MODEL=iris|digits) on :8080 REST, :8081 gRPC
+	$(PY) -m predictor --model_dir models/$(MODEL) --http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT)
+
+lint: $(VENV)/.dev-installed ## ruff, mypy, shellcheck
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	@if command -v shellcheck >/dev/null; then shellcheck hack/*.sh .ci/run; \
+	else echo "shellcheck not installed: apt-get install shellcheck (.ci/run does)"; exit 1; fi
+
+test: lint ## lint, then every test that can run on this machine
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+unit: $(VENV)/.dev-installed ## fast, pure tests only
+	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+integration: $(VENV)/.dev-installed ## real server processes on loopback
+	$(VENV)/bin/pytest tests/integration $(PYTEST_ARGS)
+
+chart: $(VENV)/.dev-installed ## render and validate the Helm chart and the manifests
+	$(VENV)/bin/pytest tests/chart $(PYTEST_ARGS)
+
+bench: $(VENV)/.dev-installed ## throughput/latency against KServe, MLServer and a bare ASGI app (writes results/)
+	$(PY) -m tests.bench
+
+e2e: $(VENV)/.dev-installed ## kind cluster: install KServe, deploy with Helm, infer, canary, tear down
+	bash hack/e2e.sh
+
+image: ## build the predictor image (needs a Docker engine)
+	docker build -t servekit/predictor:dev .
+
+clean: ## remove the virtualenv, models and results
+	rm -rf $(VENV) models results .pytest_cache .mypy_cache .ruff_cache *.egg-info

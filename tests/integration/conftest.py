@@ -1,0 +1,66 @@
+"""Shared fixtures: example models built once, real servers on free loopback ports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import joblib
+import pytest
+
+from predictor.artifacts import sha256_of
+from predictor.examples import sklearn_iris, torch_digits
+from predictor.spec import ModelSpec, dump_spec
+from tests.integration.server import Server
+from tests.integration.slow_estimator import SlowEstimator
+
+
+@pytest.fixture(scope="session")
+def iris_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("models") / "iris"
+    sklearn_iris.build(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def digits_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("models") / "digits"
+    torch_digits.build(path, epochs=3)
+    return path
+
+
+def make_slow_model(path: Path, seconds: float) -> Path:
+    """A one-input model whose predict sleeps, for event-loop and queue tests."""
+    path.mkdir(parents=True, exist_ok=True)
+    artifact = path / "model.joblib"
+    joblib.dump(SlowEstimator(seconds), artifact)
+    spec = ModelSpec.model_validate(
+        {
+            "name": "slow",
+            "framework": "sklearn",
+            "artifact": {"path": artifact.name, "sha256": sha256_of(artifact)},
+            "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 2]}],
+            "outputs": [{"name": "y", "datatype": "INT64", "shape": [-1], "source": "raw"}],
+        }
+    )
+    dump_spec(spec, path)
+    return path
+
+
+def run_server(tmp_path_factory: pytest.TempPathFactory, server: Server) -> Iterator[Server]:
+    log = tmp_path_factory.mktemp("logs") / f"{server.model_name}.log"
+    server.start(log)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def iris_server(tmp_path_factory: pytest.TempPathFactory, iris_dir: Path) -> Iterator[Server]:
+    yield from run_server(tmp_path_factory, Server(iris_dir, "iris"))
+
+
+@pytest.fixture(scope="session")
+def digits_server(tmp_path_factory: pytest.TempPathFactory, digits_dir: Path) -> Iterator[Server]:
+    yield from run_server(tmp_path_factory, Server(digits_dir, "digits"))
