@@ -1,0 +1,630 @@
+"""``python -m tests.bench``: the servekit benchmark (issue 3).
+
+In one run on this machine it starts, one at a time and each alone:
+
+  (a) this predictor (``python -m predictor``) serving the iris example model,
+  (b) a plain custom KServe predictor written the way KServe's docs show,
+  (c) MLServer + mlserver-sklearn in a virtualenv of its own (skipped when it cannot be installed),
+  (d) a bare uvicorn + orjson ASGI app doing the same work (the practical limit),
+
+all serving the same joblib file, and drives each with the same bounded load (wrk where
+installed, else an asyncio generator): 1x4 FP32 v2 JSON requests on keep-alive connections to
+127.0.0.1 for a fixed time. Then the predictor with the torch example model, batching on and
+off, at 32 connections; then the predictor's start-up time for both example models.
+
+Prints progress on stderr and the tables on stdout; writes results/bench-<time>.json and .png.
+Exits 0 when everything ran, whether or not the targets were met (MISSED is printed), 1 when
+something broke (a server did not start, answered wrongly or answered non-2xx under load),
+130 on Ctrl-C. Every server is stopped however the run ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from tests.bench import load as loadgen
+from tests.bench import mlserver_env
+from tests.bench.report import (
+    Check,
+    LoadResult,
+    TargetResult,
+    busy_fraction,
+    cpu_times,
+    format_checks,
+    format_rows,
+    median,
+    sklearn_checks,
+    startup_checks,
+    torch_checks,
+)
+from tests.bench.servers import Server, ServerError, free_ports, post_json, running
+
+REPO = Path(__file__).resolve().parents[2]
+SKLEARN_MODEL = "iris"
+TORCH_MODEL = "digits"
+ALL_TARGETS = ("a", "b", "c", "d")
+LABELS = {
+    "a": "(a) servekit predictor",
+    "b": "(b) plain KServe (docs)",
+    "c": "(c) MLServer+sklearn",
+    "d": "(d) bare ASGI+orjson",
+}
+
+_T0 = time.perf_counter()
+
+
+def progress(msg: str) -> None:
+    print(f"[bench {time.perf_counter() - _T0:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+class BenchError(RuntimeError):
+    """Something broke: the run goes on with the other targets, then exits non-zero."""
+
+
+@dataclass
+class Context:
+    args: argparse.Namespace
+    python: str
+    work: Path
+    tool: str
+    sklearn_dir: Path
+    sklearn_body: Path
+    sklearn_expected: int
+    torch_dir: Path | None = None
+    torch_body: Path | None = None
+    torch_expected: int | None = None
+    problems: list[str] = field(default_factory=list)
+    busy_warnings: list[str] = field(default_factory=list)
+
+    @property
+    def logs(self) -> Path:
+        return self.work / "logs"
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m tests.bench",
+        description="Benchmark the servekit predictor against plain KServe, MLServer and a bare ASGI app.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--duration", type=float, default=10.0, help="seconds of measured load per target")
+    p.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load before each measurement")
+    p.add_argument("--connections", type=int, default=8, help="concurrent connections for the sklearn targets")
+    p.add_argument("--torch-connections", type=int, default=32, help="concurrent connections for the torch runs")
+    p.add_argument("--threads", type=int, default=1, help="wrk threads")
+    p.add_argument(
+        "--targets",
+        default=",".join(ALL_TARGETS),
+        help="which sklearn targets to run, comma-separated from a,b,c,d",
+    )
+    p.add_argument("--skip-torch", action="store_true", help="skip the torch batching on/off runs")
+    p.add_argument(
+        "--startup-runs",
+        type=int,
+        default=3,
+        help="predictor spawns per example model for start-up (0 skips)",
+    )
+    p.add_argument("--load-tool", choices=["auto", "wrk", "python"], default="auto", help="auto: wrk if installed")
+    p.add_argument("--results-dir", type=Path, default=REPO / "results", help="where JSON, PNG and logs go")
+    p.add_argument("--no-mlserver-install", action="store_true", help="use MLServer only if its venv already exists")
+    p.add_argument(
+        "--predictor-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for each predictor start, repeatable (e.g. --predictor-arg=--max_batch_size=64)",
+    )
+    p.add_argument("--quick", action="store_true", help="a short smoke run: 3 s load, 1 s warm-up, 1 start-up spawn")
+    p.add_argument("--no-plot", action="store_true", help="do not write the PNG")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.duration, args.warmup, args.startup_runs = 3.0, 1.0, min(args.startup_runs, 1)
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    bad = [t for t in targets if t not in ALL_TARGETS]
+    if bad or not targets:
+        p.error(f"--targets takes a comma-separated list from a,b,c,d, got {args.targets!r}")
+    args.targets = [t for t in ALL_TARGETS if t in targets]
+    if args.duration <= 0 or args.warmup < 0 or args.connections < 1 or args.torch_connections < 1:
+        p.error("--duration must be > 0, --warmup >= 0 and connections >= 1")
+    return args
+
+
+# --------------------------------------------------------------------------- models and bodies
+
+
+def predictor_available() -> bool:
+    return (REPO / "predictor" / "__main__.py").is_file()
+
+
+def examples_available() -> bool:
+    return (REPO / "predictor" / "examples" / "__main__.py").is_file()
+
+
+def make_example(python: str, kind: str, out: Path, log: Path) -> None:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as f:
+        rc = subprocess.run(
+            [python, "-m", "predictor.examples", kind, "--out", str(out)],
+            cwd=REPO,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            timeout=600,
+            check=False,
+        ).returncode
+    if rc != 0:
+        raise BenchError(f"python -m predictor.examples {kind} failed with code {rc}; see {log}")
+
+
+def fit_iris_fallback(out: Path) -> None:
+    """Until predictor.examples exists: the same estimator, fitted the same way, in the same file name."""
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    iris = load_iris()
+    out.mkdir(parents=True, exist_ok=True)
+    joblib.dump(LogisticRegression(max_iter=1000).fit(iris.data, iris.target), out / "model.joblib")
+
+
+def v2_body(name: str, row: list[float]) -> bytes:
+    body = {"inputs": [{"name": name, "shape": [1, len(row)], "datatype": "FP32", "data": row}]}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def prepare(args: argparse.Namespace, work: Path, tool: str) -> Context:
+    import joblib
+    import numpy as np
+    from sklearn.datasets import load_digits, load_iris
+
+    python = sys.executable
+    models = work / "models"
+    sk_dir = models / SKLEARN_MODEL
+    if examples_available():
+        progress("making the iris example model with python -m predictor.examples sklearn")
+        make_example(python, "sklearn", sk_dir, work / "logs" / "examples.log")
+    elif "a" in args.targets:
+        raise BenchError("predictor/examples/__main__.py is missing, so target (a) cannot run")
+    else:
+        progress("predictor.examples is not there yet: fitting LogisticRegression(max_iter=1000) on iris here")
+        fit_iris_fallback(sk_dir)
+
+    row = [float(v) for v in load_iris().data[0]]
+    sk_body = work / "iris-body.json"
+    sk_body.write_bytes(v2_body("features", row))
+    estimator = joblib.load(sk_dir / "model.joblib")
+    expected = int(estimator.predict(np.asarray([row], dtype=np.float32))[0])
+    ctx = Context(args, python, work, tool, sk_dir, sk_body, expected)
+
+    if not args.skip_torch or args.startup_runs > 0:
+        if not examples_available():
+            raise BenchError("predictor/examples/__main__.py is missing, so the torch runs cannot run")
+        progress("making the digits example model with python -m predictor.examples torch")
+        ctx.torch_dir = models / TORCH_MODEL
+        make_example(python, "torch", ctx.torch_dir, work / "logs" / "examples.log")
+        digits = load_digits()
+        ctx.torch_body = work / "digits-body.json"
+        ctx.torch_body.write_bytes(v2_body("pixels", [float(v) for v in digits.data[0]]))
+        ctx.torch_expected = int(digits.target[0])
+    return ctx
+
+
+# --------------------------------------------------------------------------- servers
+
+
+def predictor_server(ctx: Context, model_dir: Path, model: str, tag: str, extra: list[str]) -> Server:
+    http_port, grpc_port = free_ports(2)
+    argv = [
+        ctx.python,
+        "-m",
+        "predictor",
+        "--model_dir",
+        str(model_dir),
+        "--http_port",
+        str(http_port),
+        "--grpc_port",
+        str(grpc_port),
+        *extra,
+        *ctx.args.predictor_arg,
+    ]
+    return Server(tag, argv, http_port, f"/v2/models/{model}/ready", ctx.logs / f"{tag}.log", cwd=REPO)
+
+
+def plain_kserve_server(ctx: Context) -> Server:
+    http_port, grpc_port = free_ports(2)
+    argv = [
+        ctx.python,
+        "-m",
+        "tests.bench.plain_kserve",
+        "--model_dir",
+        str(ctx.sklearn_dir),
+        "--model_name",
+        SKLEARN_MODEL,
+        "--http_port",
+        str(http_port),
+        "--grpc_port",
+        str(grpc_port),
+    ]
+    return Server("plain-kserve", argv, http_port, f"/v2/models/{SKLEARN_MODEL}/ready", ctx.logs / "b.log", cwd=REPO)
+
+
+def bare_asgi_server(ctx: Context) -> Server:
+    (port,) = free_ports(1)
+    argv = [
+        ctx.python,
+        "-m",
+        "tests.bench.bare_asgi",
+        "--model_dir",
+        str(ctx.sklearn_dir),
+        "--model_name",
+        SKLEARN_MODEL,
+        "--port",
+        str(port),
+    ]
+    return Server("bare-asgi", argv, port, f"/v2/models/{SKLEARN_MODEL}/ready", ctx.logs / "d.log", cwd=REPO)
+
+
+def mlserver_server(ctx: Context, exe: Path) -> Server:
+    http_port, grpc_port, metrics_port = free_ports(3)
+    repo = mlserver_env.write_model_repository(
+        ctx.work / "mlserver-models",
+        SKLEARN_MODEL,
+        ctx.sklearn_dir / "model.joblib",
+        http_port,
+        grpc_port,
+        metrics_port,
+    )
+    argv = [str(exe), "start", str(repo)]
+    return Server("mlserver", argv, http_port, f"/v2/models/{SKLEARN_MODEL}/ready", ctx.logs / "c.log", cwd=ctx.work)
+
+
+# --------------------------------------------------------------------------- one target
+
+
+def output_value(answer: Any, names: tuple[str, ...]) -> Any:
+    if not isinstance(answer, dict):
+        return None
+    for out in answer.get("outputs", []):
+        if out.get("name") in names:
+            data = out.get("data")
+            return data[0] if isinstance(data, list) and data else None
+    return None
+
+
+def check_answer(server: Server, path: str, body: Path, expected: int | None, names: tuple[str, ...]) -> int:
+    status, answer = post_json(server.port, path, body.read_bytes())
+    if status != 200:
+        raise BenchError(f"{server.name}: the first request answered {status}: {str(answer)[:300]}")
+    label = output_value(answer, names)
+    if label is None:
+        raise BenchError(f"{server.name}: no {'/'.join(names)} output in {str(answer)[:300]}")
+    if expected is not None and int(label) != expected:
+        raise BenchError(f"{server.name}: label {label}, but the model itself predicts {expected}")
+    return int(label)
+
+
+def _fail_on_errors(name: str, result: LoadResult, phase: str) -> None:
+    if result.non_2xx or result.socket_errors:
+        raise BenchError(f"{name}: {result.non_2xx} non-2xx responses, {result.socket_errors} socket errors {phase}")
+
+
+def drive(ctx: Context, server: Server, path: str, body: Path, connections: int) -> LoadResult:
+    a = ctx.args
+    if a.warmup > 0:
+        spec = loadgen.LoadSpec(connections, a.warmup, a.threads)
+        _fail_on_errors(server.name, loadgen.run_load(ctx.tool, server.port, path, body, spec), "in warm-up")
+    spec = loadgen.LoadSpec(connections, a.duration, a.threads)
+    result = loadgen.run_load(ctx.tool, server.port, path, body, spec)
+    if result.requests == 0:
+        raise BenchError(f"{server.name}: no request completed under load")
+    _fail_on_errors(server.name, result, "under load")
+    return result
+
+
+BUSY_WARNING = 0.25
+
+
+def machine_busy(seconds: float = 1.0) -> float | None:
+    """How busy the CPUs are with work that is not ours (no server of ours runs when this is called)."""
+    try:
+        before = cpu_times(Path("/proc/stat").read_text())
+        time.sleep(seconds)
+        return busy_fraction(before, cpu_times(Path("/proc/stat").read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def bench_target(
+    ctx: Context,
+    key: str,
+    label: str,
+    server: Server,
+    model: str,
+    body: Path,
+    expected: int | None,
+    names: tuple[str, ...],
+    connections: int,
+) -> TargetResult:
+    row = TargetResult(key, label)
+    path = f"/v2/models/{model}/infer"
+    busy = machine_busy()
+    row.extra["cpu_busy_before"] = None if busy is None else round(busy, 3)
+    if busy is not None and busy > BUSY_WARNING:
+        ctx.busy_warnings.append(f"{label}: {busy:.0%}")
+        progress(f"{label}: WARNING the CPUs were {busy:.0%} busy with other work before it started")
+    try:
+        progress(f"{label}: starting ({' '.join(server.argv[1:4])} ...)")
+        with running(server):
+            row.startup_s = server.startup_s
+            progress(f"{label}: ready in {server.startup_s:.2f} s on port {server.port}; checking one answer")
+            row.extra["label_answered"] = check_answer(server, path, body, expected, names)
+            a = ctx.args
+            progress(f"{label}: {a.warmup:g} s warm-up + {a.duration:g} s load, {connections} connections")
+            row.load = drive(ctx, server, path, body, connections)
+        progress(f"{label}: {row.load.rps:,.0f} req/s, p50 {row.load.p50_ms:.2f} ms, p99 {row.load.p99_ms:.2f} ms")
+    except (ServerError, BenchError, RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+        row.status, row.note, row.load = "error", str(exc).splitlines()[0], None
+        ctx.problems.append(f"{label}: {exc}")
+        progress(f"{label}: ERROR {exc}")
+    return row
+
+
+def run_sklearn(ctx: Context) -> dict[str, TargetResult]:
+    rows: dict[str, TargetResult] = {}
+    for key in ctx.args.targets:
+        label = LABELS[key]
+        if key == "a":
+            if not predictor_available():
+                rows[key] = TargetResult(key, label, "error", note="predictor/__main__.py is missing")
+                ctx.problems.append(f"{label}: predictor/__main__.py is missing")
+                continue
+            server = predictor_server(ctx, ctx.sklearn_dir, SKLEARN_MODEL, "a", [])
+            names: tuple[str, ...] = ("label",)
+        elif key == "b":
+            server, names = plain_kserve_server(ctx), ("label",)
+        elif key == "c":
+            progress("(c) MLServer: preparing its virtualenv (first run installs it with pip, about a minute)")
+            exe, why = mlserver_env.ensure_venv(ctx.logs / "mlserver-install.log", not ctx.args.no_mlserver_install)
+            progress(f"(c) MLServer: {why}")
+            if exe is None:
+                rows[key] = TargetResult(key, label, "not available", note=why)
+                continue
+            server, names = mlserver_server(ctx, exe), ("predict",)
+        else:
+            server, names = bare_asgi_server(ctx), ("label",)
+        rows[key] = bench_target(
+            ctx,
+            key,
+            label,
+            server,
+            SKLEARN_MODEL,
+            ctx.sklearn_body,
+            ctx.sklearn_expected,
+            names,
+            ctx.args.connections,
+        )
+    return rows
+
+
+def run_torch(ctx: Context) -> dict[str, TargetResult]:
+    assert ctx.torch_dir is not None and ctx.torch_body is not None
+    rows: dict[str, TargetResult] = {}
+    for key, label, extra in (
+        ("on", "torch batching on", []),
+        ("off", "torch batching off", ["--no-batching"]),
+    ):
+        server = predictor_server(ctx, ctx.torch_dir, TORCH_MODEL, f"torch-{key}", extra)
+        rows[key] = bench_target(
+            ctx, key, label, server, TORCH_MODEL, ctx.torch_body, None, ("label",), ctx.args.torch_connections
+        )
+    on, off = rows["on"], rows["off"]
+    if on.ok and off.ok and on.extra["label_answered"] != off.extra["label_answered"]:
+        ctx.problems.append("torch: batching on and off answered different labels for the same input")
+        off.status, off.note = "error", "label differs from batching on"
+    if on.ok and on.extra["label_answered"] != ctx.torch_expected:
+        progress(f"torch: note: label {on.extra['label_answered']}, the digit in the data is {ctx.torch_expected}")
+    return rows
+
+
+def measure_startup(ctx: Context) -> tuple[dict[str, float | None], dict[str, list[float]]]:
+    medians: dict[str, float | None] = {}
+    samples: dict[str, list[float]] = {}
+    models = [(SKLEARN_MODEL, ctx.sklearn_dir)]
+    if ctx.torch_dir is not None:
+        models.append((TORCH_MODEL, ctx.torch_dir))
+    for model, model_dir in models:
+        samples[model] = []
+        for i in range(ctx.args.startup_runs):
+            server = predictor_server(ctx, model_dir, model, f"startup-{model}-{i}", [])
+            try:
+                with running(server):
+                    assert server.startup_s is not None
+                    samples[model].append(server.startup_s)
+            except ServerError as exc:
+                ctx.problems.append(f"start-up {model}: {exc}")
+                progress(f"start-up {model}: ERROR {exc}")
+                break
+        medians[model] = median(samples[model]) if samples[model] else None
+        shown = ", ".join(f"{s:.2f}" for s in samples[model])
+        progress(f"start-up {model}: {shown} s -> median {_num(medians[model])} s")
+    return medians, samples
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None or math.isnan(v) else f"{v:.2f}"
+
+
+# --------------------------------------------------------------------------- output
+
+
+def environment(tool: str) -> dict[str, Any]:
+    def version(dist: str) -> str | None:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+
+    wrk_version = None
+    if tool == "wrk":
+        out = subprocess.run([loadgen.wrk_path() or "wrk", "--version"], capture_output=True, text=True, check=False)
+        wrk_version = (out.stdout or out.stderr).splitlines()[0].strip() if (out.stdout or out.stderr) else None
+    import os
+
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "load_tool": tool,
+        "wrk": wrk_version,
+        "versions": {d: version(d) for d in ("kserve", "scikit-learn", "torch", "numpy", "orjson", "uvicorn")},
+        "mlserver": {
+            "mlserver": mlserver_env.MLSERVER_VERSION,
+            "mlserver-sklearn": mlserver_env.MLSERVER_SKLEARN_VERSION,
+        },
+    }
+
+
+def write_plot(path: Path, sk_rows: dict[str, TargetResult], torch_rows: dict[str, TargetResult]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("sklearn iris, v2 REST, 8 connections", sk_rows)]
+    if torch_rows:
+        panels.append(("torch digits, 32 connections", torch_rows))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels) + 1, 4.5), squeeze=False)
+    for ax, (title, rows) in zip(axes[0], panels, strict=True):
+        labels = [r.label.replace(") ", ")\n", 1) for r in rows.values()]
+        values = [r.load.rps if r.ok and r.load else 0.0 for r in rows.values()]
+        bars = ax.bar(range(len(values)), values, color=["#1f77b4", "#7f7f7f", "#9467bd", "#2ca02c"][: len(values)])
+        for bar, r in zip(bars, rows.values(), strict=True):
+            text = f"{r.load.rps:,.0f}" if r.ok and r.load else r.status
+            ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom")
+        ax.set_xticks(range(len(values)), labels, fontsize=8)
+        ax.set_ylabel("requests / s")
+        ax.set_title(title)
+        ax.margins(y=0.15)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def print_report(
+    ctx: Context,
+    sk_rows: dict[str, TargetResult],
+    torch_rows: dict[str, TargetResult],
+    startup: dict[str, float | None],
+    checks: list[Check],
+) -> None:
+    a = ctx.args
+    out = sys.stdout
+    print(
+        f"\nsklearn iris, v2 REST JSON 1x4 FP32, {a.connections} connections, {a.threads} thread, "
+        f"{a.duration:g} s after {a.warmup:g} s warm-up, load: {ctx.tool}",
+        file=out,
+    )
+    ratio_cols = {f"vs {k}": sk_rows.get(k) for k in ("b", "c", "d")}
+    print(format_rows(list(sk_rows.values()), ratio_cols), file=out)
+    if torch_rows:
+        print(f"\ntorch digits, v2 REST JSON 1x64 FP32, {a.torch_connections} connections", file=out)
+        print(format_rows(list(torch_rows.values()), {"vs off": torch_rows.get("off")}), file=out)
+    if startup:
+        print(f"\npredictor start-up, spawn to ready, median of {a.startup_runs}", file=out)
+        for model, s in startup.items():
+            print(f"  {model:8s} {_num(s)} s", file=out)
+    print("\ntargets (issue 3)", file=out)
+    print(format_checks(checks), file=out)
+    if ctx.busy_warnings:
+        print(
+            f"\nWARNING: other work kept the CPUs busy before {', '.join(ctx.busy_warnings)}; "
+            "those figures are low and the ratios unreliable: rerun on an idle machine",
+            file=out,
+        )
+    missed = [c.name for c in checks if c.status == "MISSED"]
+    if missed:
+        print(f"\nMISSED: {', '.join(missed)}", file=out)
+    if ctx.problems:
+        print("\nBROKEN:", file=out)
+        for p in ctx.problems:
+            print(f"  {p.splitlines()[0]}", file=out)
+    out.flush()
+
+
+# --------------------------------------------------------------------------- main
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    tool = loadgen.pick_tool(args.load_tool)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    results = args.results_dir.resolve()
+    work = results / f"bench-{stamp}"
+    work.mkdir(parents=True, exist_ok=True)
+    progress(f"load tool: {tool}; work folder {work}")
+    try:
+        try:
+            ctx = prepare(args, work, tool)
+        except (BenchError, subprocess.TimeoutExpired, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        sk_rows = run_sklearn(ctx)
+        torch_rows = {} if args.skip_torch else run_torch(ctx)
+        startup, startup_samples = measure_startup(ctx) if args.startup_runs > 0 else ({}, {})
+    except KeyboardInterrupt:
+        progress("interrupted; servers stopped")
+        return 130
+
+    checks = [*sklearn_checks(sk_rows)]
+    if torch_rows:
+        checks += torch_checks(torch_rows.get("on"), torch_rows.get("off"))
+    checks += startup_checks(startup)
+    print_report(ctx, sk_rows, torch_rows, startup, checks)
+
+    doc = {
+        "timestamp": stamp,
+        "settings": {
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "connections": args.connections,
+            "torch_connections": args.torch_connections,
+            "threads": args.threads,
+            "targets": args.targets,
+            "startup_runs": args.startup_runs,
+            "predictor_args": args.predictor_arg,
+        },
+        "environment": environment(tool),
+        "sklearn": {k: r.to_dict() for k, r in sk_rows.items()},
+        "torch": {k: r.to_dict() for k, r in torch_rows.items()},
+        "startup_s": {"median": startup, "samples": startup_samples},
+        "checks": [c.to_dict() for c in checks],
+        "problems": ctx.problems,
+        "busy_warnings": ctx.busy_warnings,
+        "ok": not ctx.problems,
+    }
+    json_path = results / f"bench-{stamp}.json"
+    json_path.write_text(json.dumps(doc, indent=2) + "\n")
+    progress(f"wrote {json_path}")
+    if not args.no_plot:
+        png_path = results / f"bench-{stamp}.png"
+        write_plot(png_path, sk_rows, torch_rows)
+        progress(f"wrote {png_path}")
+    return 1 if ctx.problems else 0
