@@ -245,6 +245,27 @@ def startup_checks(startup: Mapping[str, float | None]) -> list[Check]:
     return [Check(f"start-up {name}", value, "<=", MAX_STARTUP_S, unit="s") for name, value in startup.items()]
 
 
+def combine_rounds(rounds: Sequence[Mapping[str, TargetResult]]) -> dict[str, TargetResult]:
+    """One row per target from several interleaved rounds: the round with the median req/s (the lower
+    middle one for an even count), so its latencies stay those of one real run. A target that broke
+    in any round stays broken; one not available in any round stays so."""
+    combined: dict[str, TargetResult] = {}
+    keys = [k for rnd in rounds for k in rnd]
+    for key in dict.fromkeys(keys):
+        rows = [rnd[key] for rnd in rounds if key in rnd]
+        bad = [r for r in rows if not r.ok]
+        if bad:
+            errors = [r for r in bad if r.status == "error"]
+            combined[key] = errors[0] if errors else bad[0]
+            continue
+        ordered = sorted(rows, key=lambda r: r.load.rps if r.load else 0.0)
+        chosen = ordered[(len(ordered) - 1) // 2]
+        if len(rows) > 1:
+            chosen.extra["rounds_rps"] = [round(r.load.rps, 1) for r in rows if r.load]
+        combined[key] = chosen
+    return combined
+
+
 def median(values: Sequence[float]) -> float:
     if not values:
         return math.nan
@@ -309,7 +330,7 @@ def format_checks(checks: Sequence[Check]) -> str:
     lines = []
     width = max((len(c.name) for c in checks), default=10)
     for c in checks:
-        value = _fmt(c.value, ".2f")
+        value = _fmt(c.value, ".2f") + (c.unit if c.value is not None else " ")
         target = f"(target {c.op} {c.threshold:g}{c.unit})"
-        lines.append(f"{c.name.ljust(width)}  {value.rjust(7)}{c.unit}  {target}  {c.status}")
+        lines.append(f"{c.name.ljust(width)}  {value.rjust(8)}  {target}  {c.status}")
     return "\n".join(lines)

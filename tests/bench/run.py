@@ -40,6 +40,7 @@ from tests.bench.report import (
     LoadResult,
     TargetResult,
     busy_fraction,
+    combine_rounds,
     cpu_times,
     format_checks,
     format_rows,
@@ -111,6 +112,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=",".join(ALL_TARGETS),
         help="which sklearn targets to run, comma-separated from a,b,c,d",
     )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="interleaved rounds of every target; each row is the round with the median req/s",
+    )
     p.add_argument("--skip-torch", action="store_true", help="skip the torch batching on/off runs")
     p.add_argument(
         "--startup-runs",
@@ -140,6 +147,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.targets = [t for t in ALL_TARGETS if t in targets]
     if args.duration <= 0 or args.warmup < 0 or args.connections < 1 or args.torch_connections < 1:
         p.error("--duration must be > 0, --warmup >= 0 and connections >= 1")
+    if args.rounds < 1 or args.startup_runs < 0:
+        p.error("--rounds must be >= 1 and --startup-runs >= 0")
     return args
 
 
@@ -532,9 +541,10 @@ def print_report(
 ) -> None:
     a = ctx.args
     out = sys.stdout
+    rounds = f", median of {a.rounds} rounds" if a.rounds > 1 else ""
     print(
         f"\nsklearn iris, v2 REST JSON 1x4 FP32, {a.connections} connections, {a.threads} thread, "
-        f"{a.duration:g} s after {a.warmup:g} s warm-up, load: {ctx.tool}",
+        f"{a.duration:g} s after {a.warmup:g} s warm-up, load: {ctx.tool}{rounds}",
         file=out,
     )
     ratio_cols = {f"vs {k}": sk_rows.get(k) for k in ("b", "c", "d")}
@@ -586,8 +596,16 @@ def main(argv: list[str] | None = None) -> int:
         except (BenchError, subprocess.TimeoutExpired, OSError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-        sk_rows = run_sklearn(ctx)
-        torch_rows = {} if args.skip_torch else run_torch(ctx)
+        sk_rounds: list[dict[str, TargetResult]] = []
+        torch_rounds: list[dict[str, TargetResult]] = []
+        for n in range(args.rounds):
+            if args.rounds > 1:
+                progress(f"round {n + 1} of {args.rounds}")
+            sk_rounds.append(run_sklearn(ctx))
+            if not args.skip_torch:
+                torch_rounds.append(run_torch(ctx))
+        sk_rows = combine_rounds(sk_rounds)
+        torch_rows = combine_rounds(torch_rounds)
         startup, startup_samples = measure_startup(ctx) if args.startup_runs > 0 else ({}, {})
     except KeyboardInterrupt:
         progress("interrupted; servers stopped")
@@ -607,6 +625,7 @@ def main(argv: list[str] | None = None) -> int:
             "connections": args.connections,
             "torch_connections": args.torch_connections,
             "threads": args.threads,
+            "rounds": args.rounds,
             "targets": args.targets,
             "startup_runs": args.startup_runs,
             "predictor_args": args.predictor_arg,

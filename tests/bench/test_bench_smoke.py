@@ -165,6 +165,26 @@ def test_cpu_busy_fraction_from_proc_stat() -> None:
         report.cpu_times("intr 1 2 3\n")
 
 
+def test_combine_rounds_keeps_the_median_round_and_any_breakage() -> None:
+    rounds = [
+        {"a": row("a", 3000, p50=1.1), "b": row("b", 1000), "c": row("c", None)},
+        {"a": row("a", 2000, p50=1.5), "b": TargetResult("b", "(b)", status="error", note="boom")},
+        {"a": row("a", 4000, p50=0.9), "b": row("b", 1100), "c": row("c", None)},
+    ]
+    combined = report.combine_rounds(rounds)
+    assert list(combined) == ["a", "b", "c"]
+    assert combined["a"].load is not None
+    assert combined["a"].load.rps == 3000
+    assert combined["a"].load.p50_ms == 1.1  # latencies of the same round, not mixed
+    assert combined["a"].extra["rounds_rps"] == [3000.0, 2000.0, 4000.0]
+    assert combined["b"].status == "error"
+    assert combined["c"].status == "not available"
+    two = report.combine_rounds([{"d": row("d", 10)}, {"d": row("d", 20)}])
+    assert two["d"].load is not None and two["d"].load.rps == 10
+    single = report.combine_rounds([{"d": row("d", 10)}])
+    assert "rounds_rps" not in single["d"].extra
+
+
 def test_median() -> None:
     assert report.median([3.0, 1.0, 2.0]) == 2.0
     assert report.median([4.0, 1.0, 2.0, 3.0]) == 2.5
