@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import orjson
 from kserve import InferOutput, InferRequest, InferResponse, Model
-from kserve.errors import InvalidInput
+from kserve.errors import InvalidInput, ModelNotReady
 from kserve.model import InferenceVerb
 
-from predictor.batching import BatchingConfig, DynamicBatcher, QueueFullError, Tensors
+from predictor.batching import BatcherClosedError, BatchingConfig, DynamicBatcher, QueueFullError, Tensors
 from predictor.errors import Overloaded, StartupError
 from predictor.metrics import ModelMetrics
 from predictor.preprocessing import apply_transforms, instances_to_tensor
@@ -140,6 +140,8 @@ class ServingModel(Model):  # type: ignore[misc]
             raise Overloaded(self.name, self.settings.max_queue_size, exc.retry_after_s) from None
         except InputError as exc:
             raise InvalidInput(str(exc)) from None
+        except BatcherClosedError:
+            raise ModelNotReady(self.name, "the server is shutting down") from None
 
     def decode_v2(self, request: InferRequest) -> DecodedRequest:
         try:
@@ -222,6 +224,6 @@ def status_code(exc: BaseException) -> int:
     """The REST status an exception is answered with (gRPC maps the same classes to its codes)."""
     if isinstance(exc, InvalidInput):
         return 400
-    if isinstance(exc, Overloaded):
+    if isinstance(exc, (Overloaded, ModelNotReady)):
         return 503
     return 500
