@@ -34,16 +34,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--batching", action=argparse.BooleanOptionalAction, default=None, help="dynamic batching (default on)"
     )
     ours.add_argument("--max_batch_size", type=int, help="most rows in one merged batch (default 32)")
-    ours.add_argument("--max_latency_ms", type=float, help="longest wait for batch-mates (default 2)")
+    ours.add_argument("--max_latency_ms", type=float, help="longest wait for batch-mates (default 0: never wait)")
     ours.add_argument("--max_queue_size", type=int, help="queued requests before 503 (default 1024)")
     ours.add_argument(
         "--fast_path", action=argparse.BooleanOptionalAction, default=None, help="lean v2 REST route (default on)"
+    )
+    ours.add_argument(
+        "--access_log", action=argparse.BooleanOptionalAction, default=None, help="log every request (default off)"
     )
     return parser
 
 
 SETTING_FLAGS = (
     "model_dir", "model_name", "device", "batching", "max_batch_size", "max_latency_ms", "max_queue_size", "fast_path",
+    "access_log",
 )  # fmt: skip
 
 
@@ -72,9 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     import kserve
     from kserve import model_server
 
+    from predictor import fastpath
     from predictor.artifacts import ArtifactError
     from predictor.errors import Overloaded, StartupError, overloaded_handler
-    from predictor.fastpath import install_fast_path
     from predictor.model import ServingModel
     from predictor.runtimes import RuntimeLoadError
     from predictor.spec import SpecError
@@ -85,17 +89,19 @@ def main(argv: list[str] | None = None) -> int:
     except (SpecError, ArtifactError, RuntimeLoadError, StartupError) as exc:
         return fail(str(exc))
 
-    app = model_server.app
-    app.add_exception_handler(Overloaded, overloaded_handler)
+    model_server.app.add_exception_handler(Overloaded, overloaded_handler)
     if settings.fast_path:
-        install_fast_path(app, model)
-    kserve.ModelServer(
+        fastpath.install(model)
+    server = kserve.ModelServer(
         http_port=args.http_port,
         grpc_port=args.grpc_port,
         workers=1,
         enable_grpc=args.enable_grpc,
         enable_latency_logging=args.enable_latency_logging,
-    ).start([model])
+    )
+    if not settings.access_log:  # KServe configured logging in the constructor; quiet it after
+        logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    server.start([model])
     return 0
 
 

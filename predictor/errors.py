@@ -26,11 +26,15 @@ class Overloaded(ResourceExhausted):
             f"model {model!r} has {queue_size} requests queued, the most it accepts; retry in {retry_after_s:g} s"
         )
 
+    def retry_after_header(self) -> str:
+        """Retry-After takes whole seconds; never 0, which invites an immediate retry storm."""
+        return str(max(1, math.ceil(self.retry_after_s)))
+
 
 async def overloaded_handler(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Overloaded)
     return JSONResponse(
         status_code=503,
         content={"error": exc.details},
-        headers={"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))},
+        headers={"Retry-After": exc.retry_after_header()},
     )

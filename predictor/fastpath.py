@@ -1,87 +1,148 @@
-"""The lean v2 REST inference route, mounted in front of KServe's own.
+"""The lean v2 REST inference path: a thin ASGI app in front of KServe's FastAPI app.
 
-KServe's v2 endpoint validates the body into pydantic models, converts it to ``InferRequest``,
-walks the DataPlane and validates the response into pydantic again: several hundred
-microseconds before and after the model. This route speaks the same protocol on the same path
-of the same ModelServer app, but decodes with orjson straight into numpy, shares the model's
-checks and batcher, and encodes numpy arrays natively. Everything else (health, metadata, v1,
-gRPC, other models, versioned paths) stays with KServe.
+KServe's v2 endpoint runs every request through FastAPI's middleware stack (timing with a
+``getrusage`` call and two log lines per request, exception and telemetry layers), validates
+the body into pydantic models, converts it to ``InferRequest``, walks the DataPlane and
+validates the response into pydantic again: most of a millisecond around a 76 us model.
+
+``POST /v2/models/<this model>/infer`` is answered here instead: the same protocol (JSON and
+the binary tensor extension), the same checks, batcher and metrics as the KServe path, decoded
+with orjson straight into numpy. Every other request (health, metadata, v1, other models,
+versioned paths) goes to KServe's app untouched, and gRPC never passes here.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
 
-from fastapi import FastAPI
-from kserve.errors import InvalidInput, ModelNotFound
+import orjson
+from kserve.errors import InvalidInput, ModelNotReady
 from kserve.metrics import PREDICT_HIST_TIME
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
+from predictor.errors import Overloaded
 from predictor.model import ServingModel, status_code
 from predictor.v2_codec import BINARY_HEADER, decode_request, encode_response, parse_body
 from predictor.validation import InputError, select_outputs, validate_inputs
 
-JSON_TYPES = ("application/json", "application/octet-stream", "")
+logger = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# Bodies declared as anything else are refused with 415; no content type at all is read as JSON.
+ACCEPTED_MEDIA_TYPES = frozenset({b"application/json", b"application/octet-stream", b""})
+_JSON = [(b"content-type", b"application/json")]
 
 
-def make_infer_endpoint(model: ServingModel):  # type: ignore[no-untyped-def]
-    predict_seconds = PREDICT_HIST_TIME.labels(model_name=model.name)
-    outputs_by_name = {o.name: o for o in model.spec.outputs}
+class HTTPError(Exception):
+    def __init__(self, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or []
 
-    async def infer(request: Request) -> Response:
-        name = request.path_params["model_name"]
-        if name != model.name:
-            raise ModelNotFound(name)
+
+class LeanInferApp:
+    """ASGI app: this model's v2 infer path is served here, everything else by ``inner``."""
+
+    def __init__(self, inner: ASGIApp, model: ServingModel) -> None:
+        self.inner = inner
+        self.model = model
+        self.path = f"/v2/models/{model.name}/infer"
+        self._predict_seconds = PREDICT_HIST_TIME.labels(model_name=model.name)
+        self._datatypes = {o.name: o.datatype for o in model.spec.outputs}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == self.path:
+            await self.infer(scope, receive, send)
+        else:
+            await self.inner(scope, receive, send)
+
+    async def infer(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
-        code = 500
         try:
-            media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-            if media_type not in JSON_TYPES:
-                code = 415
-                return JSONResponse(
-                    {"error": f"content type {media_type!r} is not supported; send application/json"},
-                    status_code=415,
-                )
-            body = await request.body()
-            try:
-                document, binary = parse_body(body, request.headers.get(BINARY_HEADER))
-                decoded = decode_request(document, binary)
-                inputs = validate_inputs(model.spec, decoded.tensors)
-                selected = select_outputs(model.spec, decoded.requested_outputs)
-            except InputError as exc:
-                raise InvalidInput(str(exc)) from None
-            model_start = time.perf_counter()
-            results = await model.infer_arrays(inputs)
-            predict_seconds.observe(time.perf_counter() - model_start)
-            binary_outputs = set(selected) if decoded.binary_default else decoded.binary_outputs
-            payload, header_length = encode_response(
-                model.name,
-                model.spec.version,
-                decoded.request_id or str(uuid.uuid4()),
-                [(n, outputs_by_name[n].datatype, results[n]) for n in selected],
-                binary_outputs,
-            )
+            headers = dict(scope["headers"])
+            media_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
+            if media_type not in ACCEPTED_MEDIA_TYPES:
+                shown = media_type.decode(errors="replace")
+                raise HTTPError(415, f"content type {shown!r} is not supported; send application/json")
+            body = await read_body(receive)
+            payload, extra_headers = await self.answer(body, headers)
             code = 200
-            if header_length is None:
-                return Response(payload, media_type="application/json")
-            return Response(
-                payload,
-                media_type="application/octet-stream",
-                headers={"Inference-Header-Content-Length": str(header_length)},
-            )
+        except HTTPError as exc:
+            code, payload, extra_headers = exc.status, orjson.dumps({"error": str(exc)}), [*_JSON, *exc.headers]
         except Exception as exc:
-            code = status_code(exc)
-            raise
-        finally:
-            model.metrics.observe_request("v2", code, time.perf_counter() - start)
+            logger.exception("inference failed for model %s", self.model.name)
+            code, payload, extra_headers = 500, orjson.dumps({"error": f"{type(exc).__name__}: {exc}"}), _JSON
+        await send({"type": "http.response.start", "status": code, "headers": extra_headers})
+        await send({"type": "http.response.body", "body": payload})
+        self.model.metrics.observe_request("v2", code, time.perf_counter() - start)
 
-    return infer
+    async def answer(self, body: bytes, headers: dict[bytes, bytes]) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+        spec = self.model.spec
+        binary_length = headers.get(BINARY_HEADER.encode())
+        try:
+            document, binary = parse_body(body, None if binary_length is None else binary_length.decode())
+            request = decode_request(document, binary)
+            inputs = validate_inputs(spec, request.tensors)
+            selected = select_outputs(spec, request.requested_outputs)
+        except InputError as exc:
+            raise HTTPError(400, str(exc)) from None
+        model_start = time.perf_counter()
+        try:
+            results = await self.model.infer_arrays(inputs)
+        except (InvalidInput, ModelNotReady, Overloaded) as exc:
+            raise _as_http_error(exc) from None
+        self._predict_seconds.observe(time.perf_counter() - model_start)
+        payload, header_length = encode_response(
+            self.model.name,
+            spec.version,
+            request.request_id or str(uuid.uuid4()),
+            [(name, self._datatypes[name], results[name]) for name in selected],
+            set(selected) if request.binary_default else request.binary_outputs,
+        )
+        if header_length is None:
+            return payload, _JSON
+        return payload, [
+            (b"content-type", b"application/octet-stream"),
+            (b"inference-header-content-length", str(header_length).encode()),
+        ]
 
 
-def install_fast_path(app: FastAPI, model: ServingModel) -> None:
-    """Put the lean route first, so it wins over KServe's route for the same path."""
-    route = Route("/v2/models/{model_name}/infer", make_infer_endpoint(model), methods=["POST"])
-    app.router.routes.insert(0, route)
+def _as_http_error(exc: Exception) -> HTTPError:
+    if isinstance(exc, Overloaded):
+        return HTTPError(503, exc.details, [(b"retry-after", exc.retry_after_header().encode())])
+    return HTTPError(status_code(exc), str(exc))
+
+
+async def read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise HTTPError(400, "the client closed the connection before sending the whole body")
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+# uvicorn loads the served app by import string; install() points KServe's ModelServer here.
+serving_app: LeanInferApp | None = None
+IMPORT_STRING = "predictor.fastpath:serving_app"
+
+
+def install(model: ServingModel) -> None:
+    """Serve ``model``'s v2 infer path lean, in front of KServe's app, from the next ModelServer start."""
+    global serving_app
+    from kserve import model_server
+
+    serving_app = LeanInferApp(model_server.app, model)
+    # ModelServer.start() hands this import string to uvicorn; KServe still configures its own app
+    # (routes, middleware, exception handlers), which LeanInferApp forwards to.
+    model_server.FASTAPI_APP_IMPORT_STRING = IMPORT_STRING
