@@ -86,7 +86,7 @@ class Context:
     torch_body: Path | None = None
     torch_expected: int | None = None
     problems: list[str] = field(default_factory=list)
-    busy_warnings: list[str] = field(default_factory=list)
+    busy_warnings: dict[str, float] = field(default_factory=dict)
 
     @property
     def logs(self) -> Path:
@@ -330,13 +330,26 @@ def _fail_on_errors(name: str, result: LoadResult, phase: str) -> None:
         raise BenchError(f"{name}: {result.non_2xx} non-2xx responses, {result.socket_errors} socket errors {phase}")
 
 
+def _fail_if_exited(server: Server, phase: str) -> None:
+    code = server.proc.poll() if server.proc is not None else None
+    if code is not None:
+        raise BenchError(
+            f"{server.name} exited with code {code} {phase}, before the benchmark stopped it; "
+            f"if its log ({server.log_path}) ends in a clean shutdown, something else on the machine "
+            "signalled it\n" + server.log_tail(8)
+        )
+
+
 def drive(ctx: Context, server: Server, path: str, body: Path, connections: int) -> LoadResult:
     a = ctx.args
     if a.warmup > 0:
         spec = loadgen.LoadSpec(connections, a.warmup, a.threads)
-        _fail_on_errors(server.name, loadgen.run_load(ctx.tool, server.port, path, body, spec), "in warm-up")
+        warm = loadgen.run_load(ctx.tool, server.port, path, body, spec)
+        _fail_if_exited(server, "in warm-up")
+        _fail_on_errors(server.name, warm, "in warm-up")
     spec = loadgen.LoadSpec(connections, a.duration, a.threads)
     result = loadgen.run_load(ctx.tool, server.port, path, body, spec)
+    _fail_if_exited(server, "under load")
     if result.requests == 0:
         raise BenchError(f"{server.name}: no request completed under load")
     _fail_on_errors(server.name, result, "under load")
@@ -372,7 +385,7 @@ def bench_target(
     busy = machine_busy()
     row.extra["cpu_busy_before"] = None if busy is None else round(busy, 3)
     if busy is not None and busy > BUSY_WARNING:
-        ctx.busy_warnings.append(f"{label}: {busy:.0%}")
+        ctx.busy_warnings[label] = max(busy, ctx.busy_warnings.get(label, 0.0))
         progress(f"{label}: WARNING the CPUs were {busy:.0%} busy with other work before it started")
     try:
         progress(f"{label}: starting ({' '.join(server.argv[1:4])} ...)")
@@ -560,7 +573,9 @@ def print_report(
     print(format_checks(checks), file=out)
     if ctx.busy_warnings:
         print(
-            f"\nWARNING: other work kept the CPUs busy before {', '.join(ctx.busy_warnings)}; "
+            "\nWARNING: other work kept the CPUs busy before "
+            + ", ".join(f"{label} (up to {busy:.0%})" for label, busy in ctx.busy_warnings.items())
+            + "; "
             "those figures are low and the ratios unreliable: rerun on an idle machine",
             file=out,
         )
@@ -636,7 +651,7 @@ def main(argv: list[str] | None = None) -> int:
         "startup_s": {"median": startup, "samples": startup_samples},
         "checks": [c.to_dict() for c in checks],
         "problems": ctx.problems,
-        "busy_warnings": ctx.busy_warnings,
+        "busy_warnings": {label: round(b, 3) for label, b in ctx.busy_warnings.items()},
         "ok": not ctx.problems,
     }
     json_path = results / f"bench-{stamp}.json"

@@ -82,7 +82,8 @@ class Server:
     def start(self, timeout_s: float = 120.0) -> float:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
-        env = dict(os.environ)
+        # PREDICTOR_* variables would change target (a) behind the table's back; --predictor-arg is the way.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREDICTOR_")}
         if self.env:
             env.update(self.env)
         t0 = time.perf_counter()
