@@ -1,0 +1,199 @@
+"""The Dockerfile agrees with the package, the chart and the manifests (docker cannot run here)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import tomllib
+from dataclasses import dataclass, field
+
+import yaml
+
+from tests.chart.k8s_checks import REPO_ROOT, env_of
+from tests.chart.rendering import CHART_DIR, MANIFESTS_DIR
+
+DOCKERFILE = REPO_ROOT / "Dockerfile"
+DOCKERIGNORE = REPO_ROOT / ".dockerignore"
+
+
+@dataclass
+class Instruction:
+    keyword: str
+    arguments: str
+
+
+@dataclass
+class Stage:
+    base: str
+    name: str | None
+    instructions: list[Instruction] = field(default_factory=list)
+
+    def all(self, keyword: str) -> list[str]:
+        return [i.arguments for i in self.instructions if i.keyword == keyword]
+
+    def env(self) -> dict[str, str]:
+        values: dict[str, str] = {}
+        for arguments in self.all("ENV"):
+            for pair in shlex.split(arguments):
+                key, _, value = pair.partition("=")
+                values[key] = value
+        return values
+
+
+@dataclass
+class Dockerfile:
+    global_args: dict[str, str]
+    stages: list[Stage]
+
+    @property
+    def final(self) -> Stage:
+        return self.stages[-1]
+
+
+def parse_dockerfile(text: str) -> Dockerfile:
+    """Instructions per stage; line continuations joined, comments dropped."""
+    logical: list[str] = []
+    pending = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        logical.append(pending + line)
+        pending = ""
+    global_args: dict[str, str] = {}
+    stages: list[Stage] = []
+    for line in logical:
+        keyword, _, arguments = line.partition(" ")
+        keyword, arguments = keyword.upper(), arguments.strip()
+        if keyword == "FROM":
+            words = arguments.split()
+            name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
+            stages.append(Stage(words[0], name))
+        elif not stages and keyword == "ARG":
+            key, _, default = arguments.partition("=")
+            global_args[key] = default
+        else:
+            stages[-1].instructions.append(Instruction(keyword, arguments))
+    return Dockerfile(global_args, stages)
+
+
+def dockerfile() -> Dockerfile:
+    return parse_dockerfile(DOCKERFILE.read_text())
+
+
+def copy_sources(arguments: str) -> list[str] | None:
+    """Build-context sources of a COPY/ADD, or None when it copies from another stage."""
+    words = shlex.split(arguments)
+    if any(word.startswith("--from=") for word in words):
+        return None
+    paths = [word for word in words if not word.startswith("--")]
+    return paths[:-1]
+
+
+def dockerignore_excludes(path: str, patterns: list[str]) -> bool:
+    """Docker's rule: the last pattern matching the path or one of its parent folders wins."""
+    prefixes = ["/".join(path.split("/")[: i + 1]) for i in range(len(path.split("/")))]
+    excluded = False
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        body = pattern.lstrip("!").strip("/")
+        regex = re.escape(body).replace(r"\*\*/", "(.*/)?").replace(r"\*\*", ".*").replace(r"\*", "[^/]*")
+        regex = regex.replace(r"\?", "[^/]")
+        if any(re.fullmatch(regex, prefix) for prefix in prefixes):
+            excluded = not negated
+    return excluded
+
+
+def dockerignore_patterns() -> list[str]:
+    lines = [line.strip() for line in DOCKERIGNORE.read_text().splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def baked_model_dir(stage: Stage) -> str:
+    for command in stage.all("RUN"):
+        if match := re.search(r"-m predictor\.examples sklearn --out (\S+)", command):
+            return match[1]
+    raise AssertionError("no `python -m predictor.examples sklearn --out DIR` in the build stage")
+
+
+def test_build_is_multi_stage_on_a_slim_base() -> None:
+    parsed = dockerfile()
+    assert len(parsed.stages) >= 2
+    assert "slim" in parsed.global_args["PYTHON_IMAGE"]
+    build, final = parsed.stages[0], parsed.final
+    assert final.base == build.base == "${PYTHON_IMAGE}", "the virtualenv needs the same Python in both stages"
+    assert all(copy_sources(arguments) is None for arguments in final.all("COPY")), "runtime copies only from build"
+    assert not final.all("ADD")
+    assert not [cmd for cmd in final.all("RUN") if "pip install" in cmd], "no installs in the runtime stage"
+
+
+def test_entrypoint_runs_python_m_predictor() -> None:
+    final = dockerfile().final
+    (entrypoint,) = final.all("ENTRYPOINT")
+    assert json.loads(entrypoint) == ["python", "-m", "predictor"], "exec form, so signals reach the server"
+    assert not final.all("CMD"), "CMD would become arguments of the predictor"
+    assert final.env()["PATH"].startswith("/opt/venv/bin:"), "`python` must be the virtualenv's"
+    assert (REPO_ROOT / "predictor" / "__main__.py").is_file()
+    scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["servekit-predictor"] == "predictor.__main__:main"
+
+
+def test_runs_as_the_numeric_non_root_user_the_chart_expects() -> None:
+    (user,) = dockerfile().final.all("USER")
+    assert re.fullmatch(r"\d+(:\d+)?", user), f"USER {user} must be numeric so runAsNonRoot can be verified"
+    uid, _, gid = user.partition(":")
+    assert int(uid) != 0 and int(gid or uid) != 0
+    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())["predictor"]
+    for context in (values["podSecurityContext"], values["containerSecurityContext"]):
+        assert (context["runAsUser"], context["runAsGroup"]) == (int(uid), int(gid or uid))
+
+
+def test_copied_paths_exist_and_are_in_the_build_context() -> None:
+    patterns = dockerignore_patterns()
+    assert patterns[0] == "*", ".dockerignore should be an allow-list"
+    sources = [src for stage in dockerfile().stages for args in stage.all("COPY") for src in copy_sources(args) or []]
+    assert sources
+    for source in sources:
+        assert (REPO_ROOT / source).exists(), f"COPY {source}: not in the repository"
+        assert not dockerignore_excludes(source, patterns), f"COPY {source}: excluded by .dockerignore"
+    # The package's own files reach the build, caches do not.
+    assert not dockerignore_excludes("predictor/__main__.py", patterns)
+    assert dockerignore_excludes("predictor/__pycache__/model.cpython-311.pyc", patterns)
+    assert dockerignore_excludes(".venv/bin/python", patterns)
+
+
+def test_baked_model_is_where_the_chart_and_manifests_look() -> None:
+    parsed = dockerfile()
+    baked = baked_model_dir(parsed.stages[0])
+    assert (REPO_ROOT / "predictor" / "examples" / "__main__.py").is_file()
+    assert any(baked.startswith(arguments.split()[-1]) for arguments in parsed.final.all("COPY")), "not copied"
+    assert parsed.final.env()["PREDICTOR_MODEL_DIR"] == baked
+    assert yaml.safe_load((CHART_DIR / "values.yaml").read_text())["model"]["bakedDir"] == baked
+    base = yaml.safe_load((MANIFESTS_DIR / "base" / "inferenceservice.yaml").read_text())
+    assert env_of(base["spec"]["predictor"]["containers"][0])["PREDICTOR_MODEL_DIR"] == baked
+
+
+def test_cuda_variant_is_a_build_argument() -> None:
+    parsed = dockerfile()
+    build = parsed.stages[0]
+    assert "VARIANT=cpu" in build.all("ARG")
+    (install,) = [cmd for cmd in build.all("RUN") if "pip install" in cmd]
+    assert "${VARIANT}" in install and "cpu)" in install and 'cuda) extras="[torch]"' in install
+    extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert "torch" in extras
+
+
+def test_process_writes_only_under_tmp() -> None:
+    env = dockerfile().final.env()
+    for key in ("HOME", "TMPDIR", "MPLCONFIGDIR", "TORCHINDUCTOR_CACHE_DIR"):
+        assert env[key] == "/tmp" or env[key].startswith("/tmp/"), key
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1", "no .pyc writes on a read-only root filesystem"
+
+
+def test_exposed_ports_match_the_predictor_defaults() -> None:
+    (ports,) = dockerfile().final.all("EXPOSE")
+    assert ports.split() == ["8080", "8081"]
