@@ -16,6 +16,15 @@ from pydantic import ValidationError
 logger = logging.getLogger("predictor")
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """KServe's flags show their defaults; ours default to None (settings decide) and say so in words."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from kserve import model_server
 
@@ -23,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m predictor",
         parents=[model_server.parser],
         description="Serve a scikit-learn or PyTorch model directory over KServe v1, v2 REST and v2 gRPC.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     # KServe defaults the model name to "model"; ours comes from the manifest unless given.
     parser.set_defaults(model_name=None)

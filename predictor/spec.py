@@ -37,10 +37,9 @@ Datatype = Literal[
     "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64",
     "BYTES",
 ]  # fmt: skip
-NUMERIC_KINDS = frozenset("biuf")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 # A model name becomes part of URL paths (/v2/models/{name}) and Kubernetes object names.
-_MODEL_NAME = re.compile(r"^[a-z0-9]([a-z0-9_.-]{0,61}[a-z0-9])?$")
+_MODEL_NAME = re.compile(r"[a-z0-9]([a-z0-9_.-]{0,61}[a-z0-9])?")
 
 
 class SpecError(ValueError):
@@ -104,7 +103,7 @@ class Artifact(_Strict):
     @classmethod
     def _check_sha(cls, value: str) -> str:
         value = value.lower()
-        if not _SHA256.match(value):
+        if not _SHA256.fullmatch(value):
             raise ValueError(f"sha256 must be 64 hex digits, got {value!r}")
         return value
 
@@ -119,6 +118,9 @@ class Artifact(_Strict):
 
 class Scaling(_Strict):
     """Standardisation applied to the input before the model: ``(x - mean) / std``."""
+
+    # A NaN here would turn every request into NaN after the request's own NaN check passed.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     mean: list[float]
     std: list[float]
@@ -173,7 +175,7 @@ class ModelSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        if not _MODEL_NAME.match(value):
+        if not _MODEL_NAME.fullmatch(value):
             raise ValueError(
                 f"name must be lowercase letters, digits, '-', '_' or '.', at most 63 characters, got {value!r}"
             )
@@ -187,9 +189,12 @@ class ModelSpec(_Strict):
             if duplicates:
                 raise ValueError(f"{group} names must be unique, repeated: {duplicates}")
         pre = self.preprocessing
-        if (pre.feature_order or pre.scaling) and len(self.inputs) != 1:
-            raise ValueError("feature_order and scaling need exactly one input tensor")
+        if (pre.feature_order or pre.scaling or pre.cast) and len(self.inputs) != 1:
+            raise ValueError("feature_order, scaling and cast need exactly one input tensor")
         if pre.feature_order is not None:
+            repeated = sorted({f for f in pre.feature_order if pre.feature_order.count(f) > 1})
+            if repeated:
+                raise ValueError(f"feature_order names must be unique, repeated: {repeated}")
             width = _feature_width(self.inputs[0])
             if width is not None and width != len(pre.feature_order):
                 raise ValueError(
@@ -222,10 +227,33 @@ def parse_spec(data: Any, source: str = MANIFEST_NAME) -> ModelSpec:
     try:
         return ModelSpec.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
-        )
-        raise SpecError(f"{source}: {problems}") from None
+        raise SpecError(f"{source}: {describe_errors(exc)}") from None
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """pydantic's errors as one line: where, what was wrong and, for short scalar values, the value."""
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "<root>"
+        value = err.get("input")
+        shown = f" (got {value!r})" if isinstance(value, (str, int, float, bool)) and len(repr(value)) < 80 else ""
+        problems.append(f"{where}: {err['msg']}{shown}")
+    return "; ".join(problems)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses repeated keys, which plain YAML loading resolves silently (last wins)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_spec(model_dir: str | Path) -> ModelSpec:
@@ -235,10 +263,12 @@ def load_spec(model_dir: str | Path) -> ModelSpec:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(f"no {MANIFEST_NAME} in model directory {str(model_dir)!r}") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise SpecError(f"cannot read {path}: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as exc:
         raise SpecError(f"{path}: not valid YAML: {exc}") from None
     return parse_spec(data, str(path))

@@ -90,9 +90,9 @@ def decode_request(document: dict[str, Any], binary: memoryview | None) -> V2Req
             known = list(DATATYPE_TO_NUMPY)
             raise InputError(f"input {name!r}: unknown datatype {datatype!r}; expected one of {known}")
         shape = _field(item, "shape", index, list)
-        size = (item.get("parameters") or {}).get("binary_data_size")
+        size = _parameters(item, f"input {name!r}").get("binary_data_size")
         if size is not None:
-            if binary is None or not isinstance(size, int) or offset + size > len(binary):
+            if binary is None or not isinstance(size, int) or size < 0 or offset + size > len(binary):
                 raise InputError(f"input {name!r}: binary_data_size {size!r} does not fit the binary part of the body")
             chunk = binary[offset : offset + size]
             tensors.append(RawTensor(name, datatype, shape, _binary_decoder(chunk, shape, name, datatype)))
@@ -103,14 +103,22 @@ def decode_request(document: dict[str, Any], binary: memoryview | None) -> V2Req
     if binary is not None and offset != len(binary):
         raise InputError(f"{len(binary) - offset} bytes of binary data are not claimed by any input")
     requested, binary_outputs = _requested_outputs(document)
-    parameters = document.get("parameters") or {}
     return V2Request(
         tensors=tensors,
         requested_outputs=requested,
         request_id=_request_id(document),
         binary_outputs=binary_outputs,
-        binary_default=bool(isinstance(parameters, dict) and parameters.get("binary_data_output")),
+        binary_default=bool(_parameters(document, "the request").get("binary_data_output")),
     )
+
+
+def _parameters(item: dict[str, Any], where: str) -> dict[str, Any]:
+    parameters = item.get("parameters")
+    if parameters is None:
+        return {}
+    if not isinstance(parameters, dict):
+        raise InputError(f"{where}: 'parameters' must be an object, got {parameters!r}")
+    return parameters
 
 
 def _requested_outputs(document: dict[str, Any]) -> tuple[list[str], set[str]]:
@@ -121,7 +129,7 @@ def _requested_outputs(document: dict[str, Any]) -> tuple[list[str], set[str]]:
         isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs
     ):
         raise InputError("'outputs' must be a list of objects with a 'name'")
-    binary = {o["name"] for o in outputs if (o.get("parameters") or {}).get("binary_data")}
+    binary = {o["name"] for o in outputs if _parameters(o, f"output {o['name']!r}").get("binary_data")}
     return [o["name"] for o in outputs], binary
 
 

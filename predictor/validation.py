@@ -68,22 +68,65 @@ def check_values(tensor: TensorSpec, array: np.ndarray) -> None:
     raise InputError(f"input {tensor.name!r}: {bad} value(s) are NaN or infinite; this input does not allow them")
 
 
+# Which JSON value kinds (numpy kinds after np.asarray) each target kind takes without losing anything:
+# integers and floats for FP*, integers only for (U)INT*, booleans only for BOOL.
+_ACCEPTED_KINDS = {"f": "fiu", "i": "iu", "u": "iu", "b": "b"}
+_KIND_NAMES = {"f": "numbers", "i": "integers", "u": "non-negative integers", "b": "booleans"}
+
+
 def json_decoder(data: Any, shape: tuple[int, ...], name: str) -> Callable[[np.dtype[Any]], np.ndarray]:
-    """Decode a JSON ``data`` field (flat row-major or nested lists) into an array of ``shape``."""
+    """Decode a JSON ``data`` field (flat row-major or nested lists) into an array of ``shape``.
+
+    Values must fit the datatype exactly: 1.5 is not an INT64, "5.1" is not an FP32, 300 is not a
+    UINT8. numpy would silently truncate, parse or raise OverflowError (a 500) for each of these.
+    """
 
     def decode(dtype: np.dtype[Any]) -> np.ndarray:
         if not isinstance(data, list):
             raise InputError(f"input {name!r}: data must be a list, got {type(data).__name__}")
-        try:
-            array = np.asarray(data, dtype=dtype)
-        except (ValueError, TypeError) as exc:
-            raise InputError(f"input {name!r}: data is not all {dtype} values: {exc}") from None
+        array = _exact_array(data, dtype, name)
         expected = math.prod(shape)
         if array.size != expected:
             raise InputError(f"input {name!r}: shape {list(shape)} needs {expected} elements, got {array.size}")
         return array.reshape(shape)
 
     return decode
+
+
+def _exact_array(data: list[Any], dtype: np.dtype[Any], name: str) -> np.ndarray:
+    if dtype.kind == "O":  # BYTES: strings stay Python objects
+        return np.asarray(data, dtype=object)
+    try:
+        raw = np.asarray(data)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise InputError(f"input {name!r}: data is not a rectangular list of numbers: {exc}") from None
+    if raw.size == 0:
+        return raw.astype(dtype)
+    if raw.dtype.kind not in _ACCEPTED_KINDS[dtype.kind]:
+        raise InputError(
+            f"input {name!r}: datatype {dtype.name} takes {_KIND_NAMES[dtype.kind]}, got {_odd_one(data, dtype)!r}"
+        )
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        low, high = int(raw.min()), int(raw.max())
+        if low < info.min or high > info.max:
+            raise InputError(
+                f"input {name!r}: values from {low} to {high} do not fit {dtype.name} ({info.min}..{info.max})"
+            )
+    return raw.astype(dtype, copy=False)
+
+
+def _odd_one(data: list[Any], dtype: np.dtype[Any]) -> Any:
+    """The first value in (nested) ``data`` that the datatype does not take, for the error message."""
+    wanted: tuple[type, ...] = (bool,) if dtype.kind == "b" else (int, float) if dtype.kind == "f" else (int,)
+    stack = [data]
+    while stack:
+        for value in stack.pop():
+            if isinstance(value, list):
+                stack.append(value)
+            elif not isinstance(value, wanted) or (dtype.kind != "b" and isinstance(value, bool)):
+                return value
+    return data[0]
 
 
 def validate_inputs(spec: ModelSpec, tensors: Iterable[RawTensor]) -> dict[str, np.ndarray]:

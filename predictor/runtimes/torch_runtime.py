@@ -51,6 +51,8 @@ class TorchRuntime:
         return str(self._device)
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        if not array.flags.writeable:  # binary-extension inputs are views of the request body
+            array = array.copy()
         tensor = torch.from_numpy(np.ascontiguousarray(array))
         if self._device.type == "cuda":
             tensor = tensor.pin_memory().to(self._device, non_blocking=True)

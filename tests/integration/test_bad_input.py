@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from tests.integration.server import Server
@@ -24,8 +25,9 @@ V2_CASES = [
     ("wrong width", with_input(shape=[1, 5], data=[1, 2, 3, 4, 5]), 400, "dimension 1 is 5, expected 4"),
     ("element count", with_input(shape=[2, 4]), 400, "needs 8 elements, got 4"),
     ("empty batch", with_input(shape=[0, 4], data=[]), 400, "empty batch"),
-    ("NaN", with_input(data=[5.1, "NaN", 1.4, 0.2]), 400, "NaN"),
-    ("strings as numbers", with_input(data=["a", "b", "c", "d"]), 400, "not all float32"),
+    ("string among numbers", with_input(data=[5.1, "NaN", 1.4, 0.2]), 400, "takes numbers, got 'NaN'"),
+    ("fraction as integer", with_input(datatype="INT64", data=[5, 3.5, 1, 0]), 400, "datatype 'INT64' does not match"),
+    ("strings as numbers", with_input(data=["a", "b", "c", "d"]), 400, "takes numbers, got 'a'"),
     ("no inputs", {"inputs": []}, 400, "has no inputs"),
     ("inputs not a list", {"inputs": {}}, 400, "'inputs' must be a list"),
     ("missing shape", {"inputs": [{"name": "features", "datatype": "FP32", "data": [1]}]}, 400, "missing 'shape'"),
@@ -39,6 +41,20 @@ def test_v2_bad_input(iris_server: Server, case: str, body: dict[str, Any], stat
     response = httpx.post(f"{iris_server.url}/v2/models/iris/infer", json=body)
     assert response.status_code == status, response.text
     assert fragment in response.json()["error"]
+
+
+def test_v2_nan_in_binary_data(iris_server: Server) -> None:
+    header = b'{"inputs":[{"name":"features","datatype":"FP32","shape":[1,4],"parameters":{"binary_data_size":16}}]}'
+    data = np.array([[5.1, np.nan, 1.4, 0.2]], dtype="<f4").tobytes()
+    response = httpx.post(
+        f"{iris_server.url}/v2/models/iris/infer",
+        content=header + data,
+        headers={"Inference-Header-Content-Length": str(len(header)), "Content-Type": "application/octet-stream"},
+    )
+    assert response.status_code == 400
+    assert (
+        response.json()["error"] == "input 'features': 1 value(s) are NaN or infinite; this input does not allow them"
+    )
 
 
 def test_v2_nan_literal_from_a_non_strict_client(iris_server: Server) -> None:

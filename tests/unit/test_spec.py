@@ -166,7 +166,7 @@ REJECTIONS: list[tuple[str, Mutation, list[str]]] = [
             "inputs",
             [{"name": "a", "datatype": "FP32", "shape": [-1, 4]}, {"name": "b", "datatype": "FP32", "shape": [-1, 4]}],
         ),
-        ["feature_order and scaling need exactly one input tensor"],
+        ["feature_order, scaling and cast need exactly one input tensor"],
     ),
     ("upper-case name", _set("name", "Iris"), ["name", "lowercase", "'Iris'"]),
     ("name with a slash", _set("name", "iris/v2"), ["name", "'iris/v2'"]),

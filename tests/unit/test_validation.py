@@ -155,7 +155,8 @@ def test_element_count_mismatch(iris_spec: ModelSpec, raw: Raw) -> None:
 @pytest.mark.parametrize("data", [["a", "b", "c", "d"], [[1, 2], [3]], [{"x": 1}] * 4, [None, [1], 2, 3]])
 def test_non_numeric_or_ragged_data(iris_spec: ModelSpec, raw: Raw, data: Any) -> None:
     message = _error(iris_spec, raw("features", "FP32", [1, 4], data))
-    assert message.startswith("input 'features': data is not all float32 values: ")
+    assert message.startswith("input 'features': ")
+    assert "datatype float32 takes numbers, got" in message or "not a rectangular list of numbers" in message
 
 
 def test_data_that_is_not_a_list(iris_spec: ModelSpec, raw: Raw) -> None:
