@@ -174,6 +174,8 @@ def make_example(python: str, kind: str, out: Path, log: Path) -> None:
             timeout=600,
             check=False,
         ).returncode
+    if rc < 0:
+        raise BenchError(f"python -m predictor.examples {kind} was killed by signal {-rc} from outside the benchmark")
     if rc != 0:
         raise BenchError(f"python -m predictor.examples {kind} failed with code {rc}; see {log}")
 
