@@ -7,6 +7,7 @@ the event loop -> ``postprocess`` shapes the declared outputs for the protocol t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -71,6 +72,7 @@ class ServingModel(Model):  # type: ignore[misc]
         self.runtime: ModelRuntime | None = None
         self.metrics = ModelMetrics(self.name)
         self._batcher: DynamicBatcher | None = None
+        self._closing: asyncio.Task[None] | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -114,6 +116,18 @@ class ServingModel(Model):  # type: ignore[misc]
                     f"output {out.name!r}: the model returned shape {got} for one row, "
                     f"the manifest declares {out.shape}"
                 )
+
+    def stop(self) -> None:
+        """On SIGTERM (KServe calls this from its signal handler, on the loop's thread): answer what
+        is queued, then release the batcher's thread, while uvicorn drains open connections."""
+        if self._batcher is not None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                pass  # no loop (never served): nothing can be queued
+            else:
+                self._closing = loop.create_task(self._batcher.close(drain=True))
+        super().stop()
 
     # ---- metadata ----------------------------------------------------------------------------
 

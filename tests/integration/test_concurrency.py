@@ -105,3 +105,25 @@ def test_concurrent_answers_match_unbatched(iris_server: Server, iris_dir: Path)
     assert requests - requests_before == len(sizes)
     # Batching happened: fewer model calls than requests.
     assert calls - calls_before < len(sizes)
+
+
+def test_sigterm_lets_a_running_request_finish(tmp_path_factory: pytest.TempPathFactory) -> None:
+    model = make_slow_model(tmp_path_factory.mktemp("models") / "slow", seconds=1.0)
+    server = Server(model, "slow")
+    server.start(tmp_path_factory.mktemp("logs") / "sigterm.log")
+    try:
+
+        async def request_then_terminate() -> httpx.Response:
+            async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+                pending = asyncio.create_task(client.post("/v2/models/slow/infer", json=SLOW_BODY))
+                await asyncio.sleep(0.3)
+                assert server.process is not None
+                server.process.terminate()  # what the kubelet sends first
+                return await pending
+
+        response = asyncio.run(request_then_terminate())
+        assert response.status_code == 200, response.text
+        assert server.process is not None
+        assert server.process.wait(timeout=15) == 0, server.log()
+    finally:
+        server.stop()
