@@ -507,7 +507,11 @@ def environment(tool: str) -> dict[str, Any]:
         wrk_version = (out.stdout or out.stderr).splitlines()[0].strip() if (out.stdout or out.stderr) else None
     import os
 
+    git = subprocess.run(
+        ["git", "-C", str(REPO), "describe", "--always", "--dirty"], capture_output=True, text=True, check=False
+    )
     return {
+        "commit": git.stdout.strip() or None,
         "cpus": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
