@@ -7,7 +7,9 @@ ours can also come from a ``PREDICTOR_*`` environment variable (see settings.py)
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
+import socket
 import sys
 from typing import Any
 
@@ -67,6 +69,19 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     return PredictorSettings(**given)
 
 
+def busy_port(ports: dict[str, int]) -> str | None:
+    """The first flag whose port cannot be bound; uvicorn would find out only after the model loaded,
+    and answer with a traceback."""
+    for flag, port in ports.items():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("0.0.0.0", port))
+            except OSError as exc:
+                return f"{flag} {port}: cannot listen there ({exc.strerror})"
+    return None
+
+
 def fail(message: str) -> int:
     print(f"predictor: error: {message}", file=sys.stderr)
     return 2
@@ -81,6 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         return fail(f"bad settings: {problems}")
+
+    ports = {"--http_port": args.http_port}
+    if args.enable_grpc:
+        ports["--grpc_port"] = args.grpc_port
+    if problem := busy_port(ports):
+        return fail(problem)
 
     import kserve
     from kserve import model_server
@@ -98,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     except (SpecError, ArtifactError, RuntimeLoadError, StartupError) as exc:
         return fail(str(exc))
 
+    # Everything loaded so far (torch, kserve, the model) lives as long as the process. Freezing it
+    # keeps full collections from walking millions of objects: they cost ~100 ms each (measured as
+    # a 100 ms p99 under load with torch), freezing brings p99 back to a few ms.
+    gc.collect()
+    gc.freeze()
     model_server.app.add_exception_handler(Overloaded, overloaded_handler)
     if settings.fast_path:
         fastpath.install(model)

@@ -71,3 +71,16 @@ def test_bad_flag_values(iris_dir: Path) -> None:
     assert_one_clear_line(start(iris_dir, "--max_batch_size", "0"), "max_batch_size")
     assert_one_clear_line(start(iris_dir, "--device", "tpu"), "device must be auto, cpu, cuda or cuda:N")
     assert_one_clear_line(start(iris_dir, "--device", "cuda"), "scikit-learn models run on the CPU only")
+
+
+def test_port_in_use(iris_dir: Path) -> None:
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        command = [sys.executable, "-m", "predictor", "--model_dir", str(iris_dir)]
+        command += ["--http_port", str(port), "--grpc_port", str(free_port())]
+        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert_one_clear_line(result, f"--http_port {port}: cannot listen there")
