@@ -8,10 +8,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import httpx
 import joblib
 import numpy as np
 import pytest
+from kserve import InferenceGRPCClient, InferInput, InferRequest
 from sklearn.datasets import load_iris
 
 from tests.integration.conftest import make_slow_model, run_server
@@ -64,6 +66,26 @@ def test_full_queue_answers_503_with_retry_after(slow_server: Server) -> None:
     assert "queued" in refused[0].json()["error"]
     metrics = httpx.get(f"{slow_server.url}/metrics").text
     assert re.search(r'servekit_queue_rejections_total\{model="slow"\} [1-9]', metrics)
+
+
+async def _grpc_flood(server: Server, count: int) -> list[BaseException | object]:
+    client = InferenceGRPCClient(server.grpc_target, retries=0, timeout=20)
+    try:
+        tensor = InferInput("x", [1, 2], "FP32")
+        tensor.set_data_from_numpy(np.ones((1, 2), dtype=np.float32))
+        request = InferRequest(model_name="slow", infer_inputs=[tensor])
+        return await asyncio.gather(*(client.infer(request) for _ in range(count)), return_exceptions=True)
+    finally:
+        await client.close()
+
+
+def test_full_queue_over_grpc_is_resource_exhausted(slow_server: Server) -> None:
+    results = asyncio.run(_grpc_flood(slow_server, 4))
+    refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert refused, results
+    assert {r.code() for r in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+    assert "queued" in (refused[0].details() or "")
+    assert len(refused) < len(results)  # the one that ran was answered
 
 
 IRIS = load_iris().data.astype(np.float32)
