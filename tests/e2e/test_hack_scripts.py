@@ -1,0 +1,170 @@
+"""The hack/ scripts' contract, checked without a cluster: strict mode, `--help`, exit status 2 for a
+bad command line, pinned versions, shellcheck. `--help` and flag errors run the scripts for real,
+with docker, kind, kubectl and helm replaced by tripwires that fail the test when called."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import HACK_DIR, REPO_ROOT, hack_scripts, run_script
+
+SCRIPTS = hack_scripts()
+EXPECTED = {"lib.sh", "kind-up.sh", "install-kserve.sh", "build-and-load.sh", "deploy.sh", "e2e.sh"}
+SEMVER = re.compile(r"v?\d+\.\d+\.\d+")
+VERSION_ASSIGNMENT = re.compile(r'^(?:readonly\s+)?([A-Z][A-Z0-9_]*_VERSION)="?([^"\s]*)"?', re.MULTILINE)
+TRIPWIRE_TOOLS = ("docker", "kind", "kubectl", "helm", "curl")
+
+
+def script_id(script: Path) -> str:
+    return script.name
+
+
+@pytest.fixture
+def tripwires(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """PATH with docker, kind, kubectl, helm and curl that record being called and fail."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    called = tmp_path / "called"
+    for tool in TRIPWIRE_TOOLS:
+        wrapper = bin_dir / tool
+        wrapper.write_text(f'#!/bin/sh\necho "{tool} $*" >> "{called}"\nexit 99\n')
+        wrapper.chmod(0o755)
+    return {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}, called
+
+
+def test_every_entry_point_is_there() -> None:
+    assert {script.name for script in SCRIPTS} >= EXPECTED
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=script_id)
+def test_runs_in_strict_mode_before_anything_else(script: Path) -> None:
+    lines = script.read_text().splitlines()
+    assert lines[0] == "#!/usr/bin/env bash", f"{script.name}: shebang is {lines[0]!r}"
+    code = [line for line in lines[1:] if line.strip() and not line.lstrip().startswith("#")]
+    assert code[0] == "set -euo pipefail", f"{script.name}: the first command is {code[0]!r}"
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=script_id)
+def test_help_prints_a_usage_line_without_any_tool(script: Path, tripwires: tuple[dict[str, str], Path]) -> None:
+    env, called = tripwires
+    for flag in ("--help", "-h"):
+        result = run_script(script, flag, env=env)
+        assert result.returncode == 0, f"{script.name} {flag}: exit {result.returncode}\n{result.stderr}"
+        assert re.search(r"^Usage: ", result.stdout, re.MULTILINE), f"{script.name} {flag}:\n{result.stdout}"
+        assert result.stderr == ""
+    assert not called.exists(), f"{script.name} --help ran: {called.read_text()}"
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=script_id)
+def test_help_documents_every_flag_the_script_accepts(script: Path) -> None:
+    accepted = set()
+    for line in script.read_text().splitlines():
+        match = re.match(r"^\s*(-[-\w]+(?:\s*\|\s*-[-\w]+)*)\)", line)
+        if match:
+            accepted |= {flag.strip() for flag in match.group(1).split("|")}
+    accepted -= {"-h", "--help"}  # how the help is asked for
+    help_text = run_script(script, "--help").stdout
+    undocumented = sorted(
+        flag for flag in accepted if not re.search(rf"(?<![-\w]){re.escape(flag)}(?![-\w])", help_text)
+    )
+    assert not undocumented, f"{script.name} accepts {undocumented} but --help does not mention them"
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=script_id)
+def test_unknown_flag_exits_2_with_a_message(script: Path, tripwires: tuple[dict[str, str], Path]) -> None:
+    env, called = tripwires
+    result = run_script(script, "--no-such-flag", env=env)
+    assert result.returncode == 2, f"{script.name}: exit {result.returncode}\n{result.stdout}{result.stderr}"
+    assert "--no-such-flag" in result.stderr
+    assert re.search(r"unknown (option|argument)", result.stderr), result.stderr
+    assert "Usage: " in result.stderr
+    assert not called.exists(), f"{script.name} ran {called.read_text()} before rejecting its flags"
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "message"),
+    [
+        ("kind-up.sh", ["--name"], "--name needs a value"),
+        ("kind-up.sh", ["--name", "Bad_Name"], "must be lower-case"),
+        ("install-kserve.sh", ["--timeout", "soon"], "--timeout must be a whole number"),
+        ("build-and-load.sh", ["--variant", "tpu"], "--variant must be cpu or cuda"),
+        ("build-and-load.sh", ["--image", "servekit/predictor"], "needs an explicit tag"),
+        ("deploy.sh", ["--pull-policy", "Sometimes"], "--pull-policy must be"),
+        ("deploy.sh", ["--kustomize", "--set", "a=b"], "--values and --set are Helm options"),
+        ("deploy.sh", ["--values", "/no/such/values.yaml"], "does not exist"),
+        ("deploy.sh", ["--kustomize", "--overlay", "overlays/nope"], "no kustomization.yaml"),
+        ("e2e.sh", ["--name"], "--name needs a value"),
+    ],
+)
+def test_bad_values_exit_2_with_the_problem_named(
+    script: str, args: list[str], message: str, tripwires: tuple[dict[str, str], Path]
+) -> None:
+    env, called = tripwires
+    result = run_script(HACK_DIR / script, *args, env=env)
+    assert result.returncode == 2, f"{script} {args}: exit {result.returncode}\n{result.stderr}"
+    assert message in result.stderr
+    assert not called.exists()
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=script_id)
+def test_versions_are_pinned(script: Path) -> None:
+    text = script.read_text()
+    assert not re.search(r"\blatest\b", text, re.IGNORECASE), f"{script.name} mentions 'latest'"
+    for name, value in VERSION_ASSIGNMENT.findall(text):
+        assert SEMVER.fullmatch(value), f"{script.name}: {name}={value!r} is not a pinned version"
+    for url in re.findall(r"https://github\.com/\S+/releases/download/[^\s\"']+", text):
+        assert re.search(r"\$\{[A-Z_]*VERSION\}|/v?\d+\.\d+\.\d+/", url), f"{script.name}: unpinned download {url}"
+    assert not re.search(r"\|\s*(sudo\s+)?(ba)?sh\b", text), f"{script.name} pipes a download into a shell"
+
+
+@pytest.mark.parametrize(
+    ("script", "pins"),
+    [
+        ("kind-up.sh", {"KIND_VERSION": "v0.30.0"}),
+        ("install-kserve.sh", {"KSERVE_VERSION": "v0.20.0", "CERT_MANAGER_VERSION": "v1.17.0"}),
+        ("deploy.sh", {"HELM_VERSION": "v3.16.3"}),
+    ],
+)
+def test_pins_match_the_design_and_sit_at_the_top(script: str, pins: dict[str, str]) -> None:
+    text = (HACK_DIR / script).read_text()
+    first_code = text.index("\nsource ")
+    for name, version in pins.items():
+        match = re.search(rf'^readonly {name}="{re.escape(version)}"$', text, re.MULTILINE)
+        assert match, f"{script} does not pin {name}={version}"
+        assert match.start() < first_code, f"{script}: {name} is not pinned at the top"
+
+
+def test_kind_node_image_is_pinned_by_digest() -> None:
+    text = (HACK_DIR / "kind-up.sh").read_text()
+    match = re.search(r'^readonly KIND_NODE_IMAGE="(kindest/node:v[\d.]+@sha256:[0-9a-f]{64})"$', text, re.MULTILINE)
+    assert match, "kind-up.sh must pin its node image by tag and digest"
+
+
+def test_kserve_is_installed_from_the_release_manifests() -> None:
+    text = (HACK_DIR / "install-kserve.sh").read_text()
+    for asset in ("kserve-crds.yaml", "kserve.yaml", "kserve-cluster-resources.yaml"):
+        assert f"${{KSERVE_RELEASE}}/{asset}" in text
+    assert "https://github.com/kserve/kserve/releases/download/${KSERVE_VERSION}" in text
+    assert "apply --server-side" in text
+
+
+def test_shellcheck_is_clean() -> None:
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.skip("shellcheck is not installed (apt-get install shellcheck; .ci/run installs it)")
+    # As `make lint` runs it: every script together, so the ones that source lib.sh follow it.
+    result = subprocess.run(
+        [shellcheck, *(str(s.relative_to(REPO_ROOT)) for s in SCRIPTS)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
