@@ -10,6 +10,8 @@ MODEL ?= iris
 HTTP_PORT ?= 8080
 GRPC_PORT ?= 8081
 PYTEST_ARGS ?=
+# e.g. E2E_ARGS=--keep to leave the kind cluster up after `make e2e`
+E2E_ARGS ?=
 
 .PHONY: help serve models test lint unit integration chart bench e2e image clean
 
@@ -62,8 +64,8 @@ chart: $(VENV)/.dev-installed ## render and validate the Helm chart and the mani
 bench: $(VENV)/.dev-installed ## throughput/latency against KServe, MLServer and a bare ASGI app (writes results/)
 	$(PY) -m tests.bench
 
-e2e: $(VENV)/.dev-installed ## kind cluster: install KServe, deploy with Helm, infer, canary, tear down
-	bash hack/e2e.sh
+e2e: ## kind cluster: install KServe, deploy with Helm, infer, canary, tear down (needs docker, kind, kubectl, helm)
+	bash hack/e2e.sh $(E2E_ARGS)
 
 image: ## build the predictor image (needs a Docker engine)
 	docker build -t servekit/predictor:dev .
