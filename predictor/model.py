@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import orjson
 from kserve import InferOutput, InferRequest, InferResponse, Model
 from kserve.errors import InvalidInput, ModelNotReady
 from kserve.model import InferenceVerb
@@ -27,6 +26,7 @@ from predictor.preprocessing import apply_transforms, instances_to_tensor
 from predictor.runtimes import ModelRuntime, load_runtime
 from predictor.settings import PredictorSettings
 from predictor.spec import ModelSpec, load_spec
+from predictor.v2_codec import loads_json
 from predictor.validation import InputError, RawTensor, select_outputs, validate_inputs
 
 logger = logging.getLogger(__name__)
@@ -170,9 +170,9 @@ class ServingModel(Model):  # type: ignore[misc]
         if isinstance(body, (bytes, bytearray)):
             # KServe hands over raw bytes when the content type is not JSON (curl -d sends a form type).
             try:
-                body = orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
-                raise InvalidInput(f"the body is not valid JSON: {exc}") from None
+                body = loads_json(body)
+            except InputError as exc:
+                raise InvalidInput(str(exc)) from None
         if not isinstance(body, dict):
             raise InvalidInput(f"a v1 request is a JSON object with 'instances', got {type(body).__name__}")
         if "instances" not in body:

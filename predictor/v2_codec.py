@@ -32,6 +32,13 @@ class V2Request:
     binary_default: bool  # request-level parameters.binary_data_output
 
 
+def loads_json(document: bytes) -> Any:
+    try:
+        return orjson.loads(document)
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"the body is not valid JSON: {exc}") from None
+
+
 def parse_body(body: bytes, header_length: str | None) -> tuple[dict[str, Any], memoryview | None]:
     """The JSON document and, with the binary extension, the bytes after it."""
     if header_length is None:
@@ -44,10 +51,7 @@ def parse_body(body: bytes, header_length: str | None) -> tuple[dict[str, Any], 
         if not 0 < size <= len(body):
             raise InputError(f"Inference-Header-Content-Length is {size}, but the body has {len(body)} bytes")
         document, rest = body[:size], memoryview(body)[size:]
-    try:
-        parsed = orjson.loads(document)
-    except orjson.JSONDecodeError as exc:
-        raise InputError(f"the body is not valid JSON: {exc}") from None
+    parsed = loads_json(document)
     if not isinstance(parsed, dict):
         raise InputError(f"the body must be a JSON object with 'inputs', got {type(parsed).__name__}")
     return parsed, rest
