@@ -32,7 +32,7 @@ class V2Request:
     binary_default: bool  # request-level parameters.binary_data_output
 
 
-def loads_json(document: bytes) -> Any:
+def loads_json(document: bytes | bytearray) -> Any:
     try:
         return orjson.loads(document)
     except orjson.JSONDecodeError as exc:
