@@ -11,6 +11,7 @@ import gc
 import logging
 import socket
 import sys
+import time
 from typing import Any
 
 from pydantic import ValidationError
@@ -104,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(problem)
 
     import kserve
+    from kserve import logging as kserve_logging
     from kserve import model_server
 
     from predictor import fastpath
@@ -113,11 +115,19 @@ def main(argv: list[str] | None = None) -> int:
     from predictor.runtimes import RuntimeLoadError
     from predictor.spec import SpecError
 
+    if args.configure_logging:  # before loading, so start-up progress is logged in KServe's format
+        kserve_logging.configure_logging(args.log_config_file)
+        ours = logging.getLogger("predictor")  # our modules log under predictor.*; same handlers, same level
+        ours.handlers = list(kserve_logging.logger.handlers)
+        ours.setLevel(kserve_logging.logger.level)
+        ours.propagate = False
+    start = time.perf_counter()
     try:
         model = ServingModel(settings)
         model.load()
     except (SpecError, ArtifactError, RuntimeLoadError, StartupError) as exc:
         return fail(str(exc))
+    logger.info("model %s loaded in %.2f s", model.name, time.perf_counter() - start)
 
     # Everything loaded so far (torch, kserve, the model) lives as long as the process. Freezing it
     # keeps full collections from walking millions of objects: they cost ~100 ms each (measured as
