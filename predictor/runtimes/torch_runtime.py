@@ -55,7 +55,8 @@ class TorchRuntime:
             array = array.copy()
         tensor = torch.from_numpy(np.ascontiguousarray(array))
         if self._device.type == "cuda":
-            tensor = tensor.pin_memory().to(self._device, non_blocking=True)
+            # A plain copy: pinning a fresh host buffer per batch costs more than it saves.
+            tensor = tensor.to(self._device)
         if self._half and tensor.is_floating_point():
             tensor = tensor.half()
         return tensor
