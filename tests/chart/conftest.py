@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import helm_python
 import pytest
 
-from tests.chart.k8s_checks import ObjectValidator, ReferenceMissing
-from tests.chart.rendering import CHART_DIR, KubectlMissing, Rendered, ci_values, kustomize_build, render
-
-
-@pytest.fixture(scope="session")
-def chart() -> Iterator[helm_python.Chart]:
-    with helm_python.Chart.load(CHART_DIR) as loaded:
-        yield loaded
-
-
-@pytest.fixture(scope="session")
-def object_validator() -> ObjectValidator:
-    # CI always has the KServe reference: a missing one is a broken setup, not a reason to skip.
-    try:
-        return ObjectValidator.from_reference()
-    except ReferenceMissing as exc:
-        problem = str(exc)
-    pytest.fail(problem, pytrace=False)
+from tests.chart.rendering import KubectlMissing, Rendered, ci_values, kustomize_build, render
 
 
 @pytest.fixture(scope="session")

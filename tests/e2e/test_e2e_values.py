@@ -5,7 +5,6 @@ and the model-store Job fills the PVC the canary reads from."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from typing import Any
 
 import helm_python
@@ -16,12 +15,11 @@ import yaml
 from tests.chart.k8s_checks import (
     KUBERNETES_VERSION,
     ObjectValidator,
-    ReferenceMissing,
     pod_policy_problems,
     pod_templates,
 )
 from tests.e2e.fake_cluster import merge
-from tests.e2e.harness import CHART_DIR, DEPLOY_IMAGE_VALUES, E2E_SCRIPT, MODEL_STORE, VALUES_DIR, script_constant
+from tests.e2e.harness import DEPLOY_IMAGE_VALUES, E2E_SCRIPT, MODEL_STORE, VALUES_DIR, script_constant
 
 RELEASE = script_constant(E2E_SCRIPT, "RELEASE")
 NAMESPACE = script_constant(E2E_SCRIPT, "NAMESPACE")
@@ -31,21 +29,6 @@ PHASES = {
     "canary": ["kind.yaml", "canary.yaml"],
     "promoted": ["kind.yaml", "promote.yaml"],
 }
-
-
-@pytest.fixture(scope="module")
-def chart() -> Iterator[helm_python.Chart]:
-    with helm_python.Chart.load(CHART_DIR) as loaded:
-        yield loaded
-
-
-@pytest.fixture(scope="module")
-def validator() -> ObjectValidator:
-    try:
-        return ObjectValidator.from_reference()
-    except ReferenceMissing as exc:
-        problem = str(exc)
-    pytest.fail(problem, pytrace=False)
 
 
 def render_phase(chart: helm_python.Chart, phase: str) -> list[dict[str, Any]]:
@@ -73,9 +56,11 @@ def env(container: dict[str, Any]) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("phase", PHASES)
-def test_every_phase_renders_valid_objects(chart: helm_python.Chart, validator: ObjectValidator, phase: str) -> None:
+def test_every_phase_renders_valid_objects(
+    chart: helm_python.Chart, object_validator: ObjectValidator, phase: str
+) -> None:
     objects = render_phase(chart, phase)
-    problems = [p for obj in objects for p in validator.problems(obj)]
+    problems = [p for obj in objects for p in object_validator.problems(obj)]
     problems += [p for obj in objects for pod in pod_templates(obj) for p in pod_policy_problems(pod)]
     assert not problems, "\n".join(problems)
     for pod in (pod for obj in objects for pod in pod_templates(obj)):
