@@ -27,7 +27,7 @@ from predictor.runtimes import ModelRuntime, load_runtime
 from predictor.settings import PredictorSettings
 from predictor.spec import ModelSpec, load_spec
 from predictor.v2_codec import loads_json
-from predictor.validation import InputError, RawTensor, select_outputs, validate_inputs
+from predictor.validation import InputError, RawTensor, json_decoder, select_outputs, validate_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -49,17 +49,23 @@ class Prediction:
 
 
 def infer_input_tensor(infer_input: Any) -> RawTensor:
-    """A KServe ``InferInput`` (REST JSON, binary extension or gRPC contents) as a raw tensor."""
+    """A KServe ``InferInput`` (REST JSON, binary extension or gRPC contents) as a raw tensor.
+
+    Values that arrived as a list (JSON, gRPC typed contents) take the same exact decoder as the
+    lean route, so both routes accept and refuse the same requests with the same words; raw bytes
+    (binary extension, gRPC raw contents) are KServe's to decode.
+    """
+    name, shape = infer_input.name, list(infer_input.shape)
+    if isinstance(infer_input.data, list):
+        return RawTensor(name, infer_input.datatype, shape, json_decoder(infer_input.data, shape, name))
 
     def decode(_: np.dtype[Any]) -> np.ndarray:
         try:
             return np.asarray(infer_input.as_numpy())
         except ValueError as exc:  # numpy's reshape error names both sizes
-            raise InputError(
-                f"input {infer_input.name!r}: data does not fit shape {infer_input.shape}: {exc}"
-            ) from None
+            raise InputError(f"input {name!r}: data does not fit shape {shape}: {exc}") from None
 
-    return RawTensor(infer_input.name, infer_input.datatype, list(infer_input.shape), decode)
+    return RawTensor(name, infer_input.datatype, shape, decode)
 
 
 class ServingModel(Model):  # type: ignore[misc]

@@ -103,7 +103,7 @@ def decode_request(document: dict[str, Any], binary: memoryview | None) -> V2Req
             offset += size
         else:
             data = _field(item, "data", index, list)
-            tensors.append(RawTensor(name, datatype, shape, json_decoder(data, _shape_tuple(shape), name)))
+            tensors.append(RawTensor(name, datatype, shape, json_decoder(data, shape, name)))
     if binary is not None and offset != len(binary):
         raise InputError(f"{len(binary) - offset} bytes of binary data are not claimed by any input")
     requested, binary_outputs = _requested_outputs(document)
@@ -135,11 +135,6 @@ def _requested_outputs(document: dict[str, Any]) -> tuple[list[str], set[str]]:
         raise InputError("'outputs' must be a list of objects with a 'name'")
     binary = {o["name"] for o in outputs if _parameters(o, f"output {o['name']!r}").get("binary_data")}
     return [o["name"] for o in outputs], binary
-
-
-def _shape_tuple(shape: list[Any]) -> tuple[int, ...]:
-    # Non-integer shapes are reported by the schema check; keep the decoder total.
-    return tuple(d if isinstance(d, int) else -1 for d in shape)
 
 
 def _request_id(document: dict[str, Any]) -> str | None:

@@ -74,8 +74,10 @@ _ACCEPTED_KINDS = {"f": "fiu", "i": "iu", "u": "iu", "b": "b"}
 _KIND_NAMES = {"f": "numbers", "i": "integers", "u": "non-negative integers", "b": "booleans"}
 
 
-def json_decoder(data: Any, shape: tuple[int, ...], name: str) -> Callable[[np.dtype[Any]], np.ndarray]:
+def json_decoder(data: Any, shape: Sequence[int], name: str) -> Callable[[np.dtype[Any]], np.ndarray]:
     """Decode a JSON ``data`` field (flat row-major or nested lists) into an array of ``shape``.
+
+    ``shape`` is the request's; ``validate_inputs`` checks it before it calls the decoder.
 
     Values must fit the datatype exactly: 1.5 is not an INT64, "5.1" is not an FP32, 300 is not a
     UINT8. numpy would silently truncate, parse or raise OverflowError (a 500) for each of these.
@@ -88,7 +90,7 @@ def json_decoder(data: Any, shape: tuple[int, ...], name: str) -> Callable[[np.d
         expected = math.prod(shape)
         if array.size != expected:
             raise InputError(f"input {name!r}: shape {list(shape)} needs {expected} elements, got {array.size}")
-        return array.reshape(shape)
+        return array.reshape(tuple(shape))
 
     return decode
 
