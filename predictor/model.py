@@ -56,7 +56,9 @@ def infer_input_tensor(infer_input: Any) -> RawTensor:
     (binary extension, gRPC raw contents) are KServe's to decode.
     """
     name, shape = infer_input.name, list(infer_input.shape)
-    if isinstance(infer_input.data, list):
+    # KServe keeps binary-extension and gRPC raw_input_contents bytes in _raw_data (no public
+    # accessor) and leaves .data an empty list then.
+    if getattr(infer_input, "_raw_data", None) is None and isinstance(infer_input.data, list):
         return RawTensor(name, infer_input.datatype, shape, json_decoder(infer_input.data, shape, name))
 
     def decode(_: np.dtype[Any]) -> np.ndarray:
