@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # e.g. E2E_ARGS=--keep to leave the kind cluster up after `make e2e`
 E2E_ARGS ?=
 
-.PHONY: help serve models test lint unit integration chart bench e2e image clean
+.PHONY: help serve models test test-tools lint unit integration chart bench e2e image clean
 
 help: ## list the verbs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,12 +42,14 @@ models: models/iris/model.yaml models/digits/model.yaml ## build both example mo
 serve: $(VENV)/.serve-installed models/$(MODEL)/model.yaml ## serve the example model (MODEL=iris|digits) on :8080 REST, :8081 gRPC
 	$(PY) -m predictor --model_dir models/$(MODEL) --http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT)
 
-lint: $(VENV)/.dev-installed ## ruff, mypy, shellcheck
+test-tools: ## the Debian tools the tests use: shellcheck, prometheus, wrk (apt-get when root)
+	bash hack/install-test-tools.sh
+
+lint: $(VENV)/.dev-installed test-tools ## ruff, mypy, shellcheck
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	@if command -v shellcheck >/dev/null; then shellcheck hack/*.sh .ci/run; \
-	else echo "shellcheck not installed: apt-get install shellcheck (.ci/run does)"; exit 1; fi
+	shellcheck hack/*.sh .ci/run
 
 test: lint ## lint, then every test that can run on this machine
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
