@@ -95,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_from_args(args)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        return fail(f"bad settings: {problems}")
+        from predictor.spec import describe_errors
+
+        return fail(f"bad settings: {describe_errors(exc)}")
 
     ports = {"--http_port": args.http_port}
     if args.enable_grpc:

@@ -12,6 +12,8 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from predictor.spec import check_device
+
 
 class PredictorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PREDICTOR_", extra="forbid", protected_namespaces=())
@@ -34,8 +36,4 @@ class PredictorSettings(BaseSettings):
     @field_validator("device")
     @classmethod
     def _check_device(cls, value: str | None) -> str | None:
-        import re
-
-        if value is not None and not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
-            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {value!r}")
-        return value
+        return None if value is None else check_device(value)

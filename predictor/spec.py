@@ -42,6 +42,13 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _MODEL_NAME = re.compile(r"[a-z0-9]([a-z0-9_.-]{0,61}[a-z0-9])?")
 
 
+def check_device(value: str) -> str:
+    """A device name the runtimes understand; shared by the manifest and the --device flag."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {value!r}")
+    return value
+
+
 class SpecError(ValueError):
     """The manifest is missing, unreadable or does not describe a servable model."""
 
@@ -153,9 +160,7 @@ class Runtime(_Strict):
     @field_validator("device")
     @classmethod
     def _check_device(cls, value: str) -> str:
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
-            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {value!r}")
-        return value
+        return check_device(value)
 
 
 class ModelSpec(_Strict):
