@@ -56,7 +56,6 @@ class LeanInferApp:
         self.model = model
         self.path = f"/v2/models/{model.name}/infer"
         self._predict_seconds = PREDICT_HIST_TIME.labels(model_name=model.name)
-        self._datatypes = {o.name: o.datatype for o in model.spec.outputs}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == self.path:
@@ -104,7 +103,7 @@ class LeanInferApp:
             self.model.name,
             spec.version,
             request.request_id or str(uuid.uuid4()),
-            [(name, self._datatypes[name], results[name]) for name in selected],
+            [(name, self.model.output_datatypes[name], results[name]) for name in selected],
             set(selected) if request.binary_default else request.binary_outputs,
         )
         if header_length is None:

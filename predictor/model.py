@@ -79,6 +79,8 @@ class ServingModel(Model):  # type: ignore[misc]
         super().__init__(settings.model_name or self.spec.name)
         self.runtime: ModelRuntime | None = None
         self.metrics = ModelMetrics(self.name)
+        # Declared datatype of each output, looked up per response by both v2 routes.
+        self.output_datatypes: dict[str, str] = {o.name: o.datatype for o in self.spec.outputs}
         self._batcher: DynamicBatcher | None = None
         self._closing: asyncio.Task[None] | None = None
 
@@ -214,9 +216,8 @@ class ServingModel(Model):  # type: ignore[misc]
             return {"predictions": result.outputs[request.outputs[0]].tolist()}
         infer_outputs = []
         for name in request.outputs:
-            declared = next(o for o in self.spec.outputs if o.name == name)
             array = result.outputs[name]
-            output = InferOutput(name=name, shape=list(array.shape), datatype=declared.datatype)
+            output = InferOutput(name=name, shape=list(array.shape), datatype=self.output_datatypes[name])
             output.set_data_from_numpy(array, binary_data=False)
             infer_outputs.append(output)
         return InferResponse(
