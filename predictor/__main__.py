@@ -12,9 +12,13 @@ import logging
 import socket
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
+
+if TYPE_CHECKING:
+    from predictor.settings import PredictorSettings
 
 logger = logging.getLogger("predictor")
 
@@ -37,8 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve a scikit-learn or PyTorch model directory over KServe v1, v2 REST and v2 gRPC.",
         formatter_class=_HelpFormatter,
     )
-    # KServe defaults the model name to "model"; ours comes from the manifest unless given.
-    parser.set_defaults(model_name=None)
+    # KServe defaults the model name to "model"; ours comes from the manifest unless given. Its
+    # --workers (uvicorn processes forked with the parent's model) becomes ours: see workers.py.
+    parser.set_defaults(model_name=None, workers=None)
+    for action in parser._actions:
+        if action.dest == "workers":
+            action.help = (
+                "server processes in this pod, each loading its own model copy, sharing the REST and gRPC ports "
+                "(default 1; also PREDICTOR_WORKERS)"
+            )
     ours = parser.add_argument_group("servekit predictor (each flag also reads PREDICTOR_<FLAG>)")
     ours.add_argument("--model_dir", help="directory with model.yaml and the artifact (default /mnt/models)")
     ours.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: the manifest's runtime.device)")
@@ -59,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 SETTING_FLAGS = (
     "model_dir", "model_name", "device", "batching", "max_batch_size", "max_latency_ms", "max_queue_size", "fast_path",
-    "access_log",
+    "access_log", "workers",
 )  # fmt: skip
 
 
@@ -90,8 +101,6 @@ def fail(message: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.workers != 1:
-        return fail(f"--workers {args.workers}: one process per pod serves one model; scale with replicas")
     try:
         settings = settings_from_args(args)
     except ValidationError as exc:
@@ -99,14 +108,43 @@ def main(argv: list[str] | None = None) -> int:
 
         return fail(f"bad settings: {describe_errors(exc)}")
 
+    from predictor import workers
+
+    if workers.is_worker():  # one of the processes a supervisor below started
+        return workers.run_worker(args, settings, serve)
     ports = {"--http_port": args.http_port}
     if args.enable_grpc:
         ports["--grpc_port"] = args.grpc_port
     if problem := busy_port(ports):
         return fail(problem)
+    if settings.workers > 1:
+        from predictor.spec import SpecError
 
-    import kserve
+        configure_logging(args)
+        try:
+            return workers.supervise(sys.argv[1:] if argv is None else argv, settings)
+        except SpecError as exc:
+            return fail(str(exc))
+    return serve(args, settings)
+
+
+def configure_logging(args: argparse.Namespace) -> None:
+    """KServe's log format for KServe's loggers and ours (predictor.*), unless --configure_logging false."""
+    if not args.configure_logging:
+        return
     from kserve import logging as kserve_logging
+
+    kserve_logging.configure_logging(args.log_config_file)
+    ours = logging.getLogger("predictor")  # our modules log under predictor.*; same handlers, same level
+    ours.handlers = list(kserve_logging.logger.handlers)
+    ours.setLevel(kserve_logging.logger.level)
+    ours.propagate = False
+
+
+def serve(args: argparse.Namespace, settings: PredictorSettings, server_class: Callable[..., Any] | None = None) -> int:
+    """Load the model and serve it until SIGTERM: the whole server, or one worker of several
+    (``server_class`` is then the worker's ModelServer, see workers.py)."""
+    import kserve
     from kserve import model_server
 
     from predictor import fastpath
@@ -116,12 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     from predictor.runtimes import RuntimeLoadError
     from predictor.spec import SpecError
 
-    if args.configure_logging:  # before loading, so start-up progress is logged in KServe's format
-        kserve_logging.configure_logging(args.log_config_file)
-        ours = logging.getLogger("predictor")  # our modules log under predictor.*; same handlers, same level
-        ours.handlers = list(kserve_logging.logger.handlers)
-        ours.setLevel(kserve_logging.logger.level)
-        ours.propagate = False
+    configure_logging(args)  # before loading, so start-up progress is logged in KServe's format
     start = time.perf_counter()
     try:
         model = ServingModel(settings)
@@ -138,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     model_server.app.add_exception_handler(Overloaded, overloaded_handler)
     if settings.fast_path:
         fastpath.install(model)
-    server = kserve.ModelServer(
+    server = (server_class or kserve.ModelServer)(
         http_port=args.http_port,
         grpc_port=args.grpc_port,
         workers=1,

@@ -32,6 +32,9 @@ class PredictorSettings(BaseSettings):
     fast_path: bool = Field(True, description="Serve v2 REST JSON infer on the lean route (same protocol).")
     # One log line per request costs ~10% of a small model's throughput; metrics count every request.
     access_log: bool = Field(False, description="Log every HTTP request (uvicorn's access log).")
+    # One Python process in front of a GPU cannot keep it busy; N processes, each with its own
+    # model copy and batcher, share the pod's ports (see workers.py).
+    workers: Annotated[int, Field(ge=1, description="Server processes in this pod, sharing its ports.")] = 1
 
     @field_validator("device")
     @classmethod
