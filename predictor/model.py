@@ -87,7 +87,9 @@ class ServingModel(Model):  # type: ignore[misc]
     # ---- lifecycle -------------------------------------------------------------------------
 
     def load(self) -> bool:
-        runtime = load_runtime(self.spec, self.settings.model_dir, self.settings.device)
+        runtime = load_runtime(
+            self.spec, self.settings.model_dir, self.settings.device, max_batch_size=self.settings.max_batch_size
+        )
         self._check_outputs(runtime)
         self.runtime = runtime
         if self.settings.batching:
