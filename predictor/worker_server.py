@@ -55,7 +55,10 @@ async def multiprocess_metrics(request: Request) -> Response:
 
 def reuse_port_socket(host: str, port: int, backlog: int) -> socket.socket:
     """A listening TCP socket that other processes may bind too; the kernel balances connections."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto must be named: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose proto is
+    # IPPROTO_TCP, and accepted sockets inherit it. With 0, every answer waits ~40 ms for an ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
