@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # e.g. E2E_ARGS=--keep to leave the kind cluster up after `make e2e`
 E2E_ARGS ?=
 
-.PHONY: help serve models test test-tools lint unit integration chart bench e2e image clean
+.PHONY: help serve models test test-tools lint unit integration chart bench bench-gpu e2e image clean
 
 help: ## list the verbs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ chart: $(VENV)/.dev-installed ## render and validate the Helm chart and the mani
 
 bench: $(VENV)/.dev-installed ## throughput/latency against KServe, MLServer and a bare ASGI app (writes results/)
 	$(PY) -m tests.bench
+
+bench-gpu: $(VENV)/.dev-installed ## GPU benchmark: batching, workers, FP16, CUDA graphs on a transformer (needs a CUDA GPU)
+	$(PY) -m tests.bench --gpu
 
 e2e: ## kind cluster: install KServe, deploy with Helm, infer, canary, tear down (needs docker, kind, kubectl, helm)
 	bash hack/e2e.sh $(E2E_ARGS)
