@@ -457,18 +457,16 @@ def run_sklearn(ctx: Context) -> dict[str, TargetResult]:
             server, names = mlserver_server(ctx, exe), ("predict",)
         else:
             server, names = bare_asgi_server(ctx), ("label",)
-        rows[key] = bench_target(
-            ctx,
-            key,
-            label,
-            server,
-            SKLEARN_MODEL,
-            ctx.sklearn_body,
-            ctx.sklearn_expected,
-            names,
-            ctx.args.connections,
-        )
+        rows[key] = bench_iris(ctx, key, label, server, names)
     return rows
+
+
+def bench_iris(
+    ctx: Context, key: str, label: str, server: Server, names: tuple[str, ...], count_requests: bool = False
+) -> TargetResult:
+    """bench_target with the iris model, its body and its expected label, at --connections."""
+    body, expected, connections = ctx.sklearn_body, ctx.sklearn_expected, ctx.args.connections
+    return bench_target(ctx, key, label, server, SKLEARN_MODEL, body, expected, names, connections, count_requests)
 
 
 def run_torch(ctx: Context) -> dict[str, TargetResult]:
@@ -497,18 +495,7 @@ def run_workers(ctx: Context) -> dict[str, TargetResult]:
     for count in (1, 2):
         key, label = f"w{count}", f"iris, --workers {count}"
         server = predictor_server(ctx, ctx.sklearn_dir, SKLEARN_MODEL, f"workers-{count}", ["--workers", str(count)])
-        rows[key] = bench_target(
-            ctx,
-            key,
-            label,
-            server,
-            SKLEARN_MODEL,
-            ctx.sklearn_body,
-            ctx.sklearn_expected,
-            ("label",),
-            ctx.args.connections,
-            count_requests=True,
-        )
+        rows[key] = bench_iris(ctx, key, label, server, ("label",), count_requests=True)
     return rows
 
 
