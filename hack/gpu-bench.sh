@@ -26,7 +26,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 readonly CARRY="${SERVEKIT_ROOT}/.gpu-bench"
-readonly TARGET_PYTHON_VERSION=3.12
+# The lent machine's interpreter (a minor version: pip downloads wheels for it).
+readonly TARGET_PYTHON=3.12
 # pip matches a wheel's manylinux tag exactly: name every glibc level the machine accepts.
 readonly PLATFORMS=(manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64)
 readonly DEBS=(wrk libluajit-5.1-2)
@@ -45,9 +46,9 @@ prepare() {
   mkdir -p "${CARRY}/wheels" "${CARRY}/debs"
   log "listing what a predictor worker and the GPU benchmark import"
   (cd "${SERVEKIT_ROOT}" && "${python}" -m tests.bench.carry) >"${CARRY}/requirements.txt"
-  log "downloading $(wc -l <"${CARRY}/requirements.txt") wheels for Python ${TARGET_PYTHON_VERSION}"
+  log "downloading $(wc -l <"${CARRY}/requirements.txt") wheels for Python ${TARGET_PYTHON}"
   "${python}" -m pip download --quiet --no-deps --only-binary=:all: \
-    --python-version "${TARGET_PYTHON_VERSION}" --implementation cp "${platform_args[@]}" \
+    --python-version "${TARGET_PYTHON}" --implementation cp "${platform_args[@]}" \
     -d "${CARRY}/wheels" -r "${CARRY}/requirements.txt"
   log "downloading Debian's ${DEBS[*]}"
   (cd "${CARRY}/debs" && apt-get download -qq "${DEBS[@]}") ||
@@ -119,5 +120,6 @@ case "${1:-}" in
   run) shift; run_bench "$@" ;;
   -h | --help) usage ;;
   "") usage_error "say prepare or run" ;;
-  *) usage_error "unknown command: $1" ;;
+  -*) usage_error "unknown option: $1" ;;
+  *) usage_error "unknown command: $1 (prepare or run)" ;;
 esac
