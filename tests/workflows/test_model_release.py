@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.e2e.harness import run_script
 from tests.workflows import canary_cluster_standin
 from tests.workflows.workflow_files import REPO_ROOT, WORKFLOW_DIR, steps
 
@@ -69,18 +70,8 @@ def cluster(tmp_path: Path) -> Cluster:
     return standins
 
 
-def run_release(
-    *args: str, env: Mapping[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", str(SCRIPT.relative_to(REPO_ROOT)), *args],
-        cwd=REPO_ROOT,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+def run_release(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return run_script(SCRIPT, *args, env=env)
 
 
 # --------------------------------------------------------------------------- cli mode
