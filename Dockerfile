@@ -14,7 +14,11 @@
 
 # Both stages must use the same Python so the virtualenv copied between them stays valid.
 # Pin a digest for reproducible builds: --build-arg PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:...
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# The default names the `python-base` stage below: Dependabot reads only literal FROM lines (it
+# does not expand ARGs), so the default base image sits on one of its own, where it is kept current.
+ARG PYTHON_IMAGE=python-base
+
+FROM python:3.11-slim-bookworm AS python-base
 
 # ---------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS build
