@@ -375,7 +375,11 @@ def dispatch(args: argparse.Namespace, edges: Edges, out: IO[str]) -> int:
     return handlers[args.command](args, edges, out)
 
 
-def main(argv: Sequence[str] | None = None, out: IO[str] | None = None) -> int:
+EdgesMaker = Callable[[argparse.Namespace, str | None], Edges]
+
+
+def main(argv: Sequence[str] | None = None, out: IO[str] | None = None, make_edges: EdgesMaker | None = None) -> int:
+    """The command line; ``make_edges`` replaces the Kubernetes edges (tests hand in their own)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     out = out or sys.stdout
@@ -387,7 +391,7 @@ def main(argv: Sequence[str] | None = None, out: IO[str] | None = None) -> int:
         if args.command == "run":
             analysis_spec(args)  # a bad flag fails before anything is read
         args.namespace = resolve_namespace(args)
-        edges = kube_edges(args, getattr(args, "prometheus_url", None))
+        edges = (make_edges or kube_edges)(args, getattr(args, "prometheus_url", None))
         return dispatch(args, edges, out)
     except UsageError as exc:
         parser.error(str(exc))
