@@ -9,7 +9,6 @@ import argparse
 import difflib
 import json
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -343,7 +342,7 @@ def cmd_run(args: argparse.Namespace, edges: Edges, out: IO[str]) -> int:
             shown.update(isvc.view(edges.isvcs.get(args.namespace, args.isvc)), current)
             if current.phase in state.TERMINAL and current.finished:
                 break
-            time.sleep(args.poll)
+            edges.sleep(args.poll)
     finally:
         shown.close()
     if args.output == "json":

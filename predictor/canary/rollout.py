@@ -76,6 +76,7 @@ class Edges:
     metrics: MetricSource
     webhooks: WebhookSender
     clock: Callable[[], float] = field(default=time.time)
+    sleep: Callable[[float], None] = field(default=time.sleep)
 
 
 # --- writes that the CLI and the steps share ------------------------------------------------------

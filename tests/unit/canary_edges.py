@@ -169,7 +169,7 @@ class MemoryEdges:
     clock: Clock = field(default_factory=Clock)
 
     def edges(self) -> Edges:
-        return Edges(self.isvcs, self.history, self.events, self.metrics, self.webhooks, self.clock)
+        return Edges(self.isvcs, self.history, self.events, self.metrics, self.webhooks, self.clock, self.clock.advance)
 
 
 # --- InferenceServices as KServe users write them ----------------------------------------------

@@ -68,7 +68,7 @@ def test_start_refuses_what_kserve_would(change: object, message: str) -> None:
 def test_start_needs_a_named_stable_predictor_with_a_storage_uri() -> None:
     unnamed = standard_isvc()
     del unnamed["spec"]["predictor"]["name"]
-    with pytest.raises(SpecError, match="needs spec.predictor.name"):
+    with pytest.raises(SpecError, match=r"needs spec\.predictor\.name"):
         isvc.start(unnamed, "v2", storage_uri=V2_URI)
     baked = standard_isvc()
     baked["spec"]["predictor"]["containers"][0]["env"] = []
@@ -180,7 +180,7 @@ def test_old_mode_names(annotation: str, mode: Mode) -> None:
 def test_unknown_mode_asks_for_the_annotation() -> None:
     obj = standard_isvc()
     del obj["metadata"]["annotations"]
-    with pytest.raises(SpecError, match="set the annotation serving.kserve.io/deploymentMode"):
+    with pytest.raises(SpecError, match=r"set the annotation serving\.kserve\.io/deploymentMode"):
         isvc.mode_of(obj)
     obj["status"] = {"deploymentMode": "Standard"}
     assert isvc.mode_of(obj) == Mode.STANDARD, "what KServe wrote in the status counts"

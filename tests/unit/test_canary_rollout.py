@@ -299,7 +299,9 @@ def test_knative_rollout_promotes_by_removing_the_share() -> None:
     run.memory.isvcs.add(knative_isvc(NAME))
     run.step()  # records the stable spec as the baseline
     rollout.change_isvc(run.memory.edges(), NS, NAME, "start", lambda o: isvc.start(o, "v2", image="x:2"))
-    run.memory.isvcs.set_status(NS, NAME, knative_status("iris-predictor-00002", "iris-predictor-00002", "iris-predictor-00001", 2))
+    run.memory.isvcs.set_status(
+        NS, NAME, knative_status("iris-predictor-00002", "iris-predictor-00002", "iris-predictor-00001", 2)
+    )
     run.memory.metrics.values = dict(GOOD)
     final = run.run()
     assert final.phase == Phase.SUCCEEDED
@@ -314,13 +316,17 @@ def test_knative_rollback_restores_the_baseline_at_zero_then_settles() -> None:
     run.memory.isvcs.add(baseline)
     run.step()
     rollout.change_isvc(run.memory.edges(), NS, NAME, "start", lambda o: isvc.start(o, "v2", image="x:2", weight=5))
-    run.memory.isvcs.set_status(NS, NAME, knative_status("iris-predictor-00002", "iris-predictor-00002", "iris-predictor-00001", 2))
+    run.memory.isvcs.set_status(
+        NS, NAME, knative_status("iris-predictor-00002", "iris-predictor-00002", "iris-predictor-00001", 2)
+    )
     run.memory.metrics.values = dict(FAILING)
     assert run.run().phase == Phase.FAILED
     predictor = run.obj()["spec"]["predictor"]
     assert predictor == {**baseline["spec"]["predictor"], "canaryTrafficPercent": 0}, "no traffic to the failed one"
     generation = run.obj()["metadata"]["generation"]
-    run.memory.isvcs.set_status(NS, NAME, knative_status("iris-predictor-00003", "iris-predictor-00003", "iris-predictor-00001", generation))
+    run.memory.isvcs.set_status(
+        NS, NAME, knative_status("iris-predictor-00003", "iris-predictor-00003", "iris-predictor-00001", generation)
+    )
     run.step()
     assert run.obj()["spec"]["predictor"] == baseline["spec"]["predictor"], "settled: the restored spec takes all"
     assert run.current.phase == Phase.FAILED
