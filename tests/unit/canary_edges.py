@@ -35,6 +35,8 @@ class MemoryInferenceServices:
     conflicts: int = 0
     # Called between the read and the write of an update, once per entry: a concurrent writer.
     interfere: list[Callable[[Obj], None]] = field(default_factory=list)
+    # KServe's controller, played by the test: called on the stored object before each read.
+    kserve: Callable[[Obj], None] | None = None
 
     def add(self, obj: Obj) -> Obj:
         meta = obj.setdefault("metadata", {})
@@ -47,6 +49,8 @@ class MemoryInferenceServices:
     def get(self, namespace: str, name: str) -> Obj:
         if (namespace, name) not in self.objects:
             raise ApiError(f"InferenceService {namespace}/{name} not found")
+        if self.kserve is not None:
+            self.kserve(self.objects[(namespace, name)])
         return copy.deepcopy(self.objects[(namespace, name)])
 
     def write(self, namespace: str, name: str, obj: Obj, expected_version: str) -> Obj:
@@ -224,6 +228,15 @@ def knative_isvc(name: str = "iris", namespace: str = "models") -> Obj:
 def standard_status(canary: str | None, ready: bool = True, percent: int = 0) -> dict[str, Any]:
     statuses = [{"name": canary, "ready": ready, "trafficPercent": percent}] if canary else []
     return {"canaryStatuses": statuses, "observedGeneration": 1}
+
+
+def knative_reports(created: str, rolled_out: str) -> Callable[[Obj], None]:
+    """KServe in Knative mode, once a revision is ready: it has seen the latest generation."""
+
+    def report(obj: Obj) -> None:
+        obj["status"] = knative_status(created, created, rolled_out, obj["metadata"]["generation"])
+
+    return report
 
 
 def knative_status(created: str, ready: str | None, rolled_out: str, generation: int = 1) -> dict[str, Any]:

@@ -7,7 +7,6 @@ real transformations, and KServe's part (reporting a canary ready) is played by 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +16,14 @@ from predictor.canary import isvc, rollout, state
 from predictor.canary.isvc import CanaryView, Mode
 from predictor.canary.spec import AnalysisSpec
 from predictor.canary.state import Gathered, HookAnswer, Need, Phase, RolloutState
-from tests.unit.canary_edges import MemoryEdges, knative_isvc, knative_status, standard_isvc, standard_status
+from tests.unit.canary_edges import (
+    MemoryEdges,
+    knative_isvc,
+    knative_reports,
+    knative_status,
+    standard_isvc,
+    standard_status,
+)
 
 NS, NAME = "models", "iris"
 GOOD = {"code=~": 0.0, "servekit_requests_total": 300.0, "servekit_request_duration_seconds": 0.05}
@@ -32,11 +38,8 @@ class Rollout:
     memory: MemoryEdges = field(default_factory=MemoryEdges)
     current: RolloutState = field(default_factory=RolloutState)
     phases: list[Phase] = field(default_factory=list)
-    kserve: Callable[[dict[str, Any]], None] | None = None  # KServe's part, played before each step
 
     def step(self) -> RolloutState:
-        if self.kserve is not None:
-            self.kserve(self.memory.isvcs.objects[(NS, NAME)])
         self.current = rollout.step(self.memory.edges(), self.spec, NS, NAME, self.current)
         self.phases.append(self.current.phase)
         return self.current
@@ -288,20 +291,12 @@ def test_conflicting_writes_are_retried_on_a_fresh_read() -> None:
     assert obj["spec"]["canary"][0]["trafficPercent"] == 50
 
 
-def knative_observes(obj: dict[str, Any]) -> None:
-    """KServe has seen the latest generation (a new weight makes no new revision)."""
-    if "status" in obj:
-        obj["status"]["observedGeneration"] = obj["metadata"]["generation"]
-
-
 def test_knative_rollout_promotes_by_removing_the_share() -> None:
-    run = Rollout(AnalysisSpec(steps=[20, 60], interval="30s"), kserve=knative_observes)
+    run = Rollout(AnalysisSpec(steps=[20, 60], interval="30s"))
     run.memory.isvcs.add(knative_isvc(NAME))
     run.step()  # records the stable spec as the baseline
     rollout.change_isvc(run.memory.edges(), NS, NAME, "start", lambda o: isvc.start(o, "v2", image="x:2"))
-    run.memory.isvcs.set_status(
-        NS, NAME, knative_status("iris-predictor-00002", "iris-predictor-00002", "iris-predictor-00001", 2)
-    )
+    run.memory.isvcs.kserve = knative_reports("iris-predictor-00002", "iris-predictor-00001")
     run.memory.metrics.values = dict(GOOD)
     final = run.run()
     assert final.phase == Phase.SUCCEEDED
@@ -311,22 +306,26 @@ def test_knative_rollout_promotes_by_removing_the_share() -> None:
 
 
 def test_knative_rollback_restores_the_baseline_at_zero_then_settles() -> None:
-    run = Rollout(AnalysisSpec(steps=[20], interval="30s", threshold=1), kserve=knative_observes)
+    run = Rollout(AnalysisSpec(steps=[20], interval="30s", threshold=1))
     baseline = knative_isvc(NAME)
     run.memory.isvcs.add(baseline)
     run.step()
     rollout.change_isvc(run.memory.edges(), NS, NAME, "start", lambda o: isvc.start(o, "v2", image="x:2", weight=5))
-    run.memory.isvcs.set_status(
-        NS, NAME, knative_status("iris-predictor-00002", "iris-predictor-00002", "iris-predictor-00001", 2)
-    )
+    run.memory.isvcs.kserve = knative_reports("iris-predictor-00002", "iris-predictor-00001")
     run.memory.metrics.values = dict(FAILING)
     assert run.run().phase == Phase.FAILED
     predictor = run.obj()["spec"]["predictor"]
     assert predictor == {**baseline["spec"]["predictor"], "canaryTrafficPercent": 0}, "no traffic to the failed one"
-    generation = run.obj()["metadata"]["generation"]
-    run.memory.isvcs.set_status(
-        NS, NAME, knative_status("iris-predictor-00003", "iris-predictor-00003", "iris-predictor-00001", generation)
-    )
+
+    def restored_revision_starting(obj: dict[str, Any]) -> None:
+        obj["status"] = knative_status(
+            "iris-predictor-00003", "iris-predictor-00002", "iris-predictor-00001", obj["metadata"]["generation"]
+        )
+
+    run.memory.isvcs.kserve = restored_revision_starting
+    run.step()
+    assert run.obj()["spec"]["predictor"]["canaryTrafficPercent"] == 0, "not before the restored revision is ready"
+    run.memory.isvcs.kserve = knative_reports("iris-predictor-00003", "iris-predictor-00001")
     run.step()
     assert run.obj()["spec"]["predictor"] == baseline["spec"]["predictor"], "settled: the restored spec takes all"
     assert run.current.phase == Phase.FAILED
