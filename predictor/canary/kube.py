@@ -125,7 +125,8 @@ class KubeHistory:
 
         self._api: Any = k8s.CoreV1Api(client)
 
-    def _read(self, namespace: str, isvc: str) -> tuple[list[Entry], str | None]:
+    def _read(self, namespace: str, isvc: str) -> tuple[list[Entry], Any]:
+        """The entries and the ConfigMap's metadata (None when there is no ConfigMap yet)."""
         name = history.config_map_name(isvc)
         try:
             found = self._api.read_namespaced_config_map(name, namespace)
@@ -133,7 +134,7 @@ class KubeHistory:
             if getattr(exc, "status", None) == 404:
                 return [], None
             raise ApiError(f"reading ConfigMap {namespace}/{name}: {_describe(exc)}") from None
-        return history.parse((found.data or {}).get(history.DATA_KEY)), found.metadata.resource_version
+        return history.parse((found.data or {}).get(history.DATA_KEY)), found.metadata
 
     def read(self, namespace: str, isvc: str) -> list[Entry]:
         return self._read(namespace, isvc)[0]
@@ -141,17 +142,18 @@ class KubeHistory:
     def update(self, namespace: str, isvc: str, change: HistoryChange) -> list[Entry]:
         name = history.config_map_name(isvc)
         for _ in range(CONFLICT_RETRIES):
-            entries, version = self._read(namespace, isvc)
+            entries, meta = self._read(namespace, isvc)
             changed = change(list(entries))
             body = history.config_map(namespace, isvc, changed)
             try:
-                if version is None:
+                if meta is None:
                     self._api.create_namespaced_config_map(namespace, body)
                 else:
-                    body["metadata"]["resourceVersion"] = version
+                    if meta.resource_version:  # the API server always sets it; a mock may not
+                        body["metadata"]["resourceVersion"] = meta.resource_version
                     self._api.patch_namespaced_config_map(name, namespace, body, _content_type=MERGE_PATCH)
             except _errors() as exc:
-                if getattr(exc, "status", None) == 409:
+                if getattr(exc, "status", None) == 409:  # written or created meanwhile: read again
                     continue
                 raise ApiError(f"writing ConfigMap {namespace}/{name}: {_describe(exc)}") from None
             return changed
@@ -174,7 +176,8 @@ class KubeEvents:
         body = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{meta.get('name', 'isvc')}.", "namespace": namespace},
+            # Named as client-go names events: the object's name and a unique hex suffix.
+            "metadata": {"name": f"{meta.get('name', 'isvc')}.{time.time_ns():x}", "namespace": namespace},
             "involvedObject": {
                 "apiVersion": target.get("apiVersion"),
                 "kind": target.get("kind"),
