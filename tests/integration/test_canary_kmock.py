@@ -27,6 +27,7 @@ pytestmark = pytest.mark.asyncio
 ISVCS = kmock_lib.resource("serving.kserve.io", "v1beta1", "inferenceservices")
 CONFIGMAPS = kmock_lib.resource("", "v1", "configmaps")
 EVENTS = kmock_lib.resource("", "v1", "events")
+CONFLICT = {"kind": "Status", "apiVersion": "v1", "code": 409, "reason": "Conflict", "message": "modified"}
 CLI = str(Path(sys.executable).parent / "servekit-canary")
 
 
@@ -117,13 +118,22 @@ def isvc_requests(kmock: Any, method: str) -> list[Any]:
 
 async def test_a_conflict_is_retried_on_a_fresh_read(kmock: Any, iris: Path) -> None:
     await cli(iris, "start", "iris", "--name", "v2", "--image", "servekit/predictor:0.2.0")
+    conflicts: list[Any] = []
+
+    def conflict_once(request: Any) -> kmock_lib.Response:
+        """409 for the first write of weight 30; any other request falls through to the emulator."""
+        canary = (request.data or {}).get("spec", {}).get("canary") or [{}]
+        if conflicts or canary[0].get("trafficPercent") != 30:
+            raise kmock_lib.ReactionMismatchError
+        conflicts.append(request)
+        return kmock_lib.Response(status=409, payload=CONFLICT)
+
+    kmock["patch"] << conflict_once
     reads, writes = len(isvc_requests(kmock, "get")), len(isvc_requests(kmock, "patch"))
-    conflict = {"kind": "Status", "apiVersion": "v1", "code": 409, "reason": "Conflict", "message": "modified"}
-    kmock["patch"][kmock_lib.resource(ISVCS)][:1] << 409 << conflict
     code, out, err = await cli(iris, "set-weight", "iris", "30", "-o", "json")
     assert code == 0, err
-    assert json.loads(out)["weight"] == 30
-    # One read to show the change, one before the write, one after the 409. kmock stores a patch
+    assert json.loads(out)["weight"] == 30 and len(conflicts) == 1
+    # A read to show the change, one before the write, one after the 409. kmock stores a patch
     # even when a reaction answers 409, so the fresh read already has weight 30 and nothing is
     # written twice: the change is idempotent.
     assert len(isvc_requests(kmock, "get")) - reads == 3
