@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -268,3 +269,40 @@ def test_knative_status_names_revisions(memory: MemoryEdges) -> None:
     memory.isvcs.add(isvc.start(obj, "v2", image="x:2", weight=10))
     code, out = run_cli(memory, "status", "kn", "-n", "models", "-o", "json")
     assert code == 0 and json.loads(out)["mode"] == "Knative" and json.loads(out)["weight"] == 10
+
+
+# --- the docs say what the code does ------------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "canary.md"
+
+
+def test_docs_show_the_queries_as_the_code_has_them() -> None:
+    from predictor.canary import queries
+
+    text = DOCS.read_text()
+    for template in (
+        queries.REQUESTS,
+        queries.ERRORS,
+        queries.P99_SECONDS,
+        queries.STANDARD_SELECTOR,
+        queries.KNATIVE_SELECTOR,
+    ):
+        assert template in text, f"docs/canary.md lacks the query {template}"
+
+
+def test_docs_name_every_command_and_run_flag() -> None:
+    import argparse
+
+    text = DOCS.read_text()
+    parser = cli.build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in commands.choices.items():
+        assert re.search(rf"\b{re.escape(name)}\b", text), f"docs/canary.md never names the command {name}"
+        if name == "run":
+            flags = {o for action in sub._actions for o in action.option_strings if o.startswith("--")}
+            missing = sorted(
+                f
+                for f in flags - {"--help", "--namespace", "--kubeconfig", "--context", "--output"}
+                if f"`{f}" not in text
+            )
+            assert not missing, f"docs/canary.md does not document {missing}"
