@@ -166,3 +166,56 @@ async def test_api_errors_exit_2_with_one_line(kmock: Any, iris: Path, tmp_path:
     unreachable = kubeconfig(tmp_path, f"http://127.0.0.1:{free_port()}")
     code, _, err = await cli(unreachable, "status", "iris")
     assert code == 2 and err.startswith("servekit-canary: error: reading InferenceService models/iris: cannot reach")
+
+
+ANALYSES = kmock_lib.resource("servekit.dev", "v1alpha1", "canaryanalyses")
+
+
+def discoverable(kmock: Any) -> None:
+    """The API discovery kopf reads at start-up (a real API server serves it by itself)."""
+    info = kmock_lib.ResourceInfo
+    kmock.resources[ANALYSES] = info(
+        namespaced=True, kind="CanaryAnalysis", singular="canaryanalysis", verbs={"get", "list", "watch", "patch"},
+        subresources={"status"},
+    )  # fmt: skip
+    kmock.resources[kmock_lib.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")] = info(
+        namespaced=False, kind="CustomResourceDefinition", verbs={"get", "list", "watch"}
+    )
+    kmock.resources[kmock_lib.resource("", "v1", "namespaces")] = info(
+        namespaced=False, kind="Namespace", verbs={"get", "list", "watch"}
+    )
+    kmock.resources[EVENTS] = info(namespaced=True, kind="Event", verbs={"create"})
+
+
+async def test_the_controller_rolls_back_through_kopf(kmock: Any, iris: Path) -> None:
+    """`servekit-canary controller` as a process: kopf finds the CanaryAnalysis, the timer takes the
+    rollout to its end, the state lands in the status and the decisions in Events."""
+    discoverable(kmock)
+    await cli(iris, "start", "iris", "--name", "v2", "--image", "servekit/predictor:0.2.0")
+    kmock.objects[ISVCS, "models", "iris"] = {**stored(kmock, ISVCS, "iris"), "status": standard_status("v2", True)}
+    kmock.objects[ANALYSES, "models", "iris"] = {
+        "apiVersion": "servekit.dev/v1alpha1",
+        "kind": "CanaryAnalysis",
+        "metadata": {"name": "iris", "namespace": "models", "resourceVersion": "7", "labels": {"team": "ml"}},
+        "spec": {"inferenceService": "iris", "interval": "1s", "threshold": 1},
+    }
+    process = await asyncio.create_subprocess_exec(
+        CLI, "controller", "--kubeconfig", str(iris), "--namespace", "models", "--selector", "team=ml",
+        "--prometheus-url", f"http://127.0.0.1:{free_port()}", "--tick", "0.5",
+        "--liveness", f"http://127.0.0.1:{free_port()}/healthz",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        for _ in range(60):
+            await asyncio.sleep(0.5)
+            if stored(kmock, ANALYSES, "iris").get("status", {}).get("finished"):
+                break
+    finally:
+        process.terminate()
+        log, _ = await asyncio.wait_for(process.communicate(), timeout=30)
+    status = stored(kmock, ANALYSES, "iris").get("status", {})
+    assert status.get("phase") == "Failed", log.decode()[-3000:]
+    assert status["conditions"][0]["status"] == "False" and "cannot be reached" in status["message"]
+    assert "canary" not in stored(kmock, ISVCS, "iris")["spec"]
+    reasons = [e.data["reason"] for e in kmock["post"] if "/events" in str(e.url) and e.data.get("reason")]
+    assert "Started" in reasons and "RolledBack" in reasons
