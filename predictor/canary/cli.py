@@ -16,12 +16,12 @@ from typing import IO, Any
 import yaml
 from pydantic import ValidationError
 
-from predictor.canary import history, isvc, rollout
+from predictor.canary import display, history, isvc, rollout
 from predictor.canary.history import HistoryError
 from predictor.canary.isvc import Obj, SpecError
 from predictor.canary.rollout import ApiError, Edges
 from predictor.canary.spec import AnalysisSpec
-from predictor.canary.state import Phase, RolloutState
+from predictor.canary.state import ACTIVE, TERMINAL, Phase, RolloutState
 
 PROG = "servekit-canary"
 EXIT_OK, EXIT_ROLLED_BACK, EXIT_ERROR = 0, 1, 2
@@ -220,7 +220,7 @@ def rollout_state(obj: Obj) -> RolloutState | None:
 
 def describe(obj: Obj, stable_checksum: str | None) -> dict[str, Any]:
     view = isvc.view(obj, stable_checksum)
-    state = rollout_state(obj)
+    kept = rollout_state(obj)
     return {
         "namespace": view.namespace,
         "name": view.isvc,
@@ -231,7 +231,7 @@ def describe(obj: Obj, stable_checksum: str | None) -> dict[str, Any]:
         "ready": view.ready if view.present else None,
         "checksum": view.checksum,
         "restoring": view.restoring,
-        "rollout": state.to_dict() if state else None,
+        "rollout": kept.to_dict() if kept else None,
     }
 
 
@@ -247,9 +247,9 @@ def status_text(info: dict[str, Any]) -> str:
         lines.append("  canary: none (a rolled-back spec waits at 0% for its revision)")
     else:
         lines.append("  canary: none")
-    state = info["rollout"]
-    if state:
-        lines.append(f"  rollout: {state['phase']}, {state['failed_checks']} failed checks: {state['message']}")
+    kept = info["rollout"]
+    if kept:
+        lines.append(f"  rollout: {kept['phase']}, {kept['failed_checks']} failed checks: {kept['message']}")
     return "\n".join(lines)
 
 
@@ -327,12 +327,11 @@ def cmd_restore(args: argparse.Namespace, edges: Edges, out: IO[str]) -> int:
 
 
 def cmd_run(args: argparse.Namespace, edges: Edges, out: IO[str]) -> int:
-    from predictor.canary import display, state
-
     spec = analysis_spec(args)
-    view = isvc.view(edges.isvcs.get(args.namespace, args.isvc))
-    current = rollout_state(edges.isvcs.get(args.namespace, args.isvc)) or RolloutState()
-    if not view.present and current.phase not in state.ACTIVE:
+    obj = edges.isvcs.get(args.namespace, args.isvc)
+    view = isvc.view(obj)
+    current = rollout_state(obj) or RolloutState()
+    if not view.present and current.phase not in ACTIVE:
         raise UsageError(f"InferenceService {args.namespace}/{args.isvc} has no canary: `{PROG} start` one first")
     shown = display.for_stream(out) if args.output == "text" else display.PlainDisplay(sys.stderr)
     try:
@@ -340,7 +339,7 @@ def cmd_run(args: argparse.Namespace, edges: Edges, out: IO[str]) -> int:
             current = rollout.step(edges, spec, args.namespace, args.isvc, current)
             _save_state(edges, args.namespace, args.isvc, current)
             shown.update(isvc.view(edges.isvcs.get(args.namespace, args.isvc)), current)
-            if current.phase in state.TERMINAL and current.finished:
+            if current.phase in TERMINAL and current.finished:
                 break
             edges.sleep(args.poll)
     finally:

@@ -90,9 +90,9 @@ def reconcile(body: dict[str, Any], edges_for: EdgesFor) -> dict[str, Any]:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         return {**previous, "message": f"invalid spec: {problems}"}
-    edges = edges_for(spec)
     current = state_from_status(previous)
     try:
+        edges = edges_for(spec)
         after = rollout.step(edges, spec, namespace, spec.inference_service, current)
     except (ApiError, SpecError) as exc:
         logger.warning("CanaryAnalysis %s/%s: %s", namespace, meta.get("name"), exc)

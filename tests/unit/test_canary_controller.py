@@ -114,6 +114,16 @@ def test_api_errors_keep_the_state_and_say_so(memory: MemoryEdges) -> None:
     assert status == {"message": "error, retrying: InferenceService models/missing not found"}
 
 
+def test_no_prometheus_configured_is_said_in_the_status() -> None:
+    from predictor.canary.rollout import ApiError
+
+    def no_prometheus(spec: object) -> object:
+        raise ApiError("no Prometheus: set spec.prometheusUrl or start the controller with --prometheus-url")
+
+    status = controller.reconcile(analysis(), no_prometheus)  # type: ignore[arg-type]
+    assert status["message"].startswith("error, retrying: no Prometheus: set spec.prometheusUrl")
+
+
 def test_the_timer_handler_patches_only_what_changed(memory: MemoryEdges) -> None:
     body = analysis()
     patch = kopf.Patch()
