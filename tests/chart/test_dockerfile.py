@@ -188,9 +188,21 @@ def test_cuda_variant_is_a_build_argument() -> None:
     build = parsed.stage("build")
     assert "VARIANT=cpu" in build.all("ARG")
     (install,) = [cmd for cmd in build.all("RUN") if "pip install" in cmd]
-    assert "${VARIANT}" in install and "cpu)" in install and 'cuda) extras="[torch]"' in install
+    assert "${VARIANT}" in install and 'cpu)  extras="[canary]"' in install
+    assert 'cuda) extras="[canary,torch]"' in install
     extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    assert "torch" in extras
+    assert {"torch", "canary"} <= set(extras)
+
+
+def test_both_variants_carry_servekit_canary() -> None:
+    """The chart's canary controller runs `servekit-canary` from the predictor image."""
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"]["servekit-canary"] == "predictor.canary.cli:main"
+    canary = {re.split(r"[<>=\[]", dep)[0] for dep in pyproject["project"]["optional-dependencies"]["canary"]}
+    assert {"kubernetes", "kopf", "httpx", "rich"} <= canary
+    (install,) = [cmd for cmd in dockerfile().stages[0].all("RUN") if "pip install" in cmd]
+    variants = re.findall(r'(\w+)\)\s+extras="\[([^]]*)\]"', install)
+    assert variants and all("canary" in extras.split(",") for _, extras in variants), variants
 
 
 def test_process_writes_only_under_tmp() -> None:
