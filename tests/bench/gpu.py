@@ -92,7 +92,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.duration <= 0 or args.warmup < 0 or args.threads < 1 or (args.deadline_s or 1) <= 0:
         p.error("--duration and --deadline-s must be > 0, --warmup >= 0 and --threads >= 1")
     if args.smoke:
-        args.duration, args.warmup, args.threads = 1.0, 0.5, 1
+        args.duration, args.warmup, args.threads = 1.0, 0.5, 2
     return args
 
 
@@ -150,18 +150,16 @@ def predictor(ctx: GpuContext, config: GpuConfig) -> Server:
 
 def measure(ctx: GpuContext, server: Server, connections: int) -> tuple[LoadResult, GpuStats | None]:
     """Warm-up, then the measured load with the GPU sampled throughout."""
-    a, path = ctx.args, f"/v2/models/{MODEL}/infer"
-    assert ctx.body is not None
+    a, path, body = ctx.args, f"/v2/models/{MODEL}/infer", ctx.body
+    assert body is not None
+    threads = min(a.threads, connections)  # wrk refuses more threads than connections
     if a.warmup > 0:
-        warm = loadgen.run_load(
-            ctx.tool, server.port, path, ctx.body, loadgen.LoadSpec(connections, a.warmup, a.threads)
-        )
+        warm = loadgen.run_load(ctx.tool, server.port, path, body, loadgen.LoadSpec(connections, a.warmup, threads))
         fail_if_exited(server, "in warm-up")
         fail_on_errors(server.name, warm, "in warm-up")
     with ctx.sampler.sampling() as samples:
-        result = loadgen.run_load(
-            ctx.tool, server.port, path, ctx.body, loadgen.LoadSpec(connections, a.duration, a.threads)
-        )
+        spec = loadgen.LoadSpec(connections, a.duration, threads)
+        result = loadgen.run_load(ctx.tool, server.port, path, body, spec)
     fail_if_exited(server, "under load")
     fail_on_errors(server.name, result, "under load")
     if result.requests == 0:

@@ -71,9 +71,10 @@ STANDARD_MATRIX: tuple[GpuConfig, ...] = (
     GpuConfig(half=True, batching=False),
     GpuConfig(half=False, workers=4),
 )
-# The plumbing in seconds on a CPU: one worker, then two with every manifest switch on.
+# The plumbing in seconds on a CPU: one worker (at 1 connection too, fewer than wrk's threads), then
+# two with every manifest switch on.
 SMOKE_MATRIX: tuple[GpuConfig, ...] = (
-    GpuConfig(connections=(4,)),
+    GpuConfig(connections=(1, 4)),
     GpuConfig(half=True, graphs=True, workers=2, connections=(4,)),
 )
 

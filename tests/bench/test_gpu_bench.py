@@ -131,16 +131,17 @@ def test_a_short_run_on_the_cpu_writes_json_and_png(tmp_path: Path) -> None:
     assert json_path.with_suffix(".png").stat().st_size > 10_000
     doc = json.loads(json_path.read_text())
     assert doc["ok"] and doc["problems"] == []
-    assert [(r["config"], r["status"]) for r in doc["runs"]] == [
-        ("fp32-w1-batch-eager", "ok"),
-        ("fp16-w2-batch-graphs", "ok"),
+    assert [(r["config"], r["connections"], r["status"]) for r in doc["runs"]] == [
+        ("fp32-w1-batch-eager", 1, "ok"),  # one connection under two wrk threads: wrk gets one
+        ("fp32-w1-batch-eager", 4, "ok"),
+        ("fp16-w2-batch-graphs", 4, "ok"),
     ]
     assert all(r["load"]["rps"] > 0 and r["load"]["non_2xx"] == 0 for r in doc["runs"])
-    assert doc["runs"][1]["workers"] == 2
+    assert doc["runs"][2]["workers"] == 2
     if not doc["environment"]["gpu"]["available"]:
         assert doc["environment"]["gpu"]["reason"]
         assert all(r["gpu"] is None for r in doc["runs"])
-    assert {c["status"] for c in doc["checks"]} == {NOT_AVAILABLE}  # no 256-connection or 1-connection runs
+    assert {c["status"] for c in doc["checks"]} == {NOT_AVAILABLE}  # no FP16 one-worker or 256-connection runs
     assert "targets (issue 11, GPU)" in result.stdout
 
 
