@@ -55,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--access_log", action=argparse.BooleanOptionalAction, default=None, help="log every request (default off)"
     )
     ours.add_argument("--log_format", choices=["json", "text"], help="log lines as JSON objects or text (default text)")
-    ours.add_argument("--log_level", choices=["debug", "info", "warning", "error"], help="(default info)")
+    ours.add_argument(
+        "--log_level", choices=["debug", "info", "warning", "error"], help="per-request lines at debug (default info)"
+    )
     ours.add_argument("--auth_token_file", help="bearer tokens for inference and metadata, one a line (default: none)")
     ours.add_argument("--max_body_bytes", type=int, help="largest REST body and gRPC message (default 64 MiB)")
     return parser

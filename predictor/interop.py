@@ -95,7 +95,8 @@ class ModelVersionApp:
         self.version = version
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        match = _VERSIONED.fullmatch(scope["path"]) if scope["type"] == "http" else None
+        path = scope["path"] if scope["type"] == "http" else ""
+        match = _VERSIONED.fullmatch(path) if "/versions/" in path else None
         if match is None:
             await self.inner(scope, receive, send)
             return
@@ -103,5 +104,5 @@ class ModelVersionApp:
             message = f"model {self.model_name!r} has no version {match['version']!r}; this server has {self.version!r}"
             await send_error(send, 404, message)
             return
-        path = f"/v2/models/{match['name']}{match['rest'] or ''}"
-        await self.inner({**scope, "path": path, "raw_path": path.encode()}, receive, send)
+        unversioned = f"/v2/models/{match['name']}{match['rest'] or ''}"
+        await self.inner({**scope, "path": unversioned, "raw_path": unversioned.encode()}, receive, send)
