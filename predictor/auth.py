@@ -75,14 +75,18 @@ class TokenFile:
         self.recheck_s = recheck_s
         self._clock = clock
         try:
-            self._signature, self._digests = self._read()
+            self._seen, self._digests = self._read()
         except (OSError, ValueError) as exc:
             raise TokenFileError(f"--auth_token_file {path}: {exc}") from None
         self._next_check = clock() + recheck_s
 
-    def _read(self) -> tuple[tuple[int, ...], tuple[bytes, ...]]:
+    def _signature(self) -> tuple[int, ...]:
+        """What changes when the file does, read through the path's symlinks."""
         stat = os.stat(self.path)
-        signature = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+        return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+    def _read(self) -> tuple[tuple[int, ...], tuple[bytes, ...]]:
+        signature = self._signature()
         tokens = [line.strip() for line in self.path.read_bytes().splitlines()]
         digests = tuple(_digest(token) for token in tokens if token)
         if not digests:
@@ -95,10 +99,9 @@ class TokenFile:
             return
         self._next_check = now + self.recheck_s
         try:
-            stat = os.stat(self.path)
-            if (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns) == self._signature:
+            if self._signature() == self._seen:
                 return
-            self._signature, self._digests = self._read()
+            self._seen, self._digests = self._read()
         except (OSError, ValueError) as exc:
             logger.warning(
                 "--auth_token_file %s changed but cannot be used (%s); keeping the tokens read before", self.path, exc

@@ -1,4 +1,5 @@
-"""Size limits: the largest REST body, the gRPC receive limit, and tensor shapes a body cannot hold.
+"""The REST body limit (--max_body_bytes; grpc_server.py gives gRPC the same receive limit, and
+validation.check_fits_body refuses tensor shapes larger than a body could hold).
 
 KServe's Python server reads any body whole, so one client can make a pod allocate gigabytes
 before a check runs. Here a body is refused with 413 as soon as it is known to be too large: at
