@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 #
-# The servekit predictor image: `python -m predictor` serving one model directory.
+# The servekit predictor image: `python -m predictor` serving one model directory, and the
+# `servekit-canary` tool (CLI and controller) for canary rollouts.
 #
 #   docker build -t servekit/predictor:0.1.0 .                                  # CPU (scikit-learn)
 #   docker build --build-arg VARIANT=cuda -t servekit/predictor:0.1.0-cuda .    # adds PyTorch with CUDA
@@ -14,13 +15,18 @@
 
 # Both stages must use the same Python so the virtualenv copied between them stays valid.
 # Pin a digest for reproducible builds: --build-arg PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:...
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# The default names the `python-base` stage below: Dependabot reads only literal FROM lines (it
+# does not expand ARGs), so the default base image sits on one of its own, where it is kept current.
+ARG PYTHON_IMAGE=python-base
+
+FROM python:3.11-slim-bookworm AS python-base
 
 # ---------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS build
 
 # cpu: scikit-learn runtime only (small). cuda: also PyTorch; its Linux wheels from the default
 # index bundle the CUDA runtime libraries, the node's NVIDIA driver is injected at run time.
+# Both carry the canary extra: `servekit-canary` (the chart's canary controller runs this image).
 ARG VARIANT=cpu
 
 ENV PIP_NO_CACHE_DIR=1 \
@@ -36,8 +42,8 @@ COPY pyproject.toml README.md ./
 COPY predictor ./predictor
 
 RUN case "${VARIANT}" in \
-      cpu)  extras="" ;; \
-      cuda) extras="[torch]" ;; \
+      cpu)  extras="[canary]" ;; \
+      cuda) extras="[canary,torch]" ;; \
       *)    echo "VARIANT must be cpu or cuda, got '${VARIANT}'" >&2; exit 1 ;; \
     esac \
  && /opt/venv/bin/pip install ".${extras}"

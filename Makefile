@@ -12,6 +12,8 @@ GRPC_PORT ?= 8081
 PYTEST_ARGS ?=
 # e.g. E2E_ARGS=--keep to leave the kind cluster up after `make e2e`
 E2E_ARGS ?=
+# e.g. BENCH_ARGS=--quick for a short smoke run (`python -m tests.bench --help` lists the flags)
+BENCH_ARGS ?=
 
 .PHONY: help serve models test test-tools lint unit integration chart bench soak e2e image clean
 
@@ -42,8 +44,9 @@ models: models/iris/model.yaml models/digits/model.yaml ## build both example mo
 serve: $(VENV)/.serve-installed models/$(MODEL)/model.yaml ## serve the example model (MODEL=iris|digits) on :8080 REST, :8081 gRPC
 	$(PY) -m predictor --model_dir models/$(MODEL) --http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT) --log_format text
 
-test-tools: ## the Debian tools the tests use: shellcheck, prometheus, wrk (apt-get when root)
+test-tools: ## the tools the tests use: shellcheck, prometheus, wrk (apt-get when root); actionlint (built with Go)
 	bash hack/install-test-tools.sh
+	bash hack/install-actionlint.sh --optional
 
 lint: $(VENV)/.dev-installed test-tools ## ruff, mypy, shellcheck
 	$(VENV)/bin/ruff check .
@@ -64,7 +67,7 @@ chart: $(VENV)/.dev-installed ## render and validate the Helm chart and the mani
 	$(VENV)/bin/pytest tests/chart $(PYTEST_ARGS)
 
 bench: $(VENV)/.dev-installed ## throughput/latency against KServe, MLServer and a bare ASGI app (writes results/)
-	$(PY) -m tests.bench
+	$(PY) -m tests.bench $(BENCH_ARGS)
 
 soak: $(VENV)/.dev-installed test-tools ## 60 s at high concurrency against a real server: 0 errors, memory flat (prints the figures)
 	SERVEKIT_SOAK=1 $(VENV)/bin/pytest tests/soak -m soak -s $(PYTEST_ARGS)

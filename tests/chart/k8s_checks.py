@@ -4,7 +4,7 @@
   schemas of one pinned Kubernetes version.
 - InferenceService is validated against KServe's CRD schema, made strict: the CRD as served lets
   unknown fields through (the API server would prune them silently), so a typo like `minReplica`
-  would pass a plain check.
+  would pass a plain check. Our CanaryAnalysis is validated against its own CRD, made strict the same way.
 - Every pod template (predictor, canary, jobs, test pods) is held to the "restricted" Pod Security
   Standard plus this project's rules: requests and limits, probes on the predictor's endpoints,
   GPUs in limits only, a writable /tmp.
@@ -30,6 +30,7 @@ CRD_DIR_ENV = "KSERVE_CRD_DIR"
 DEFAULT_CRD_DIR = "../shared/reference/kserve"
 ISVC_CRD_FILE = "serving.kserve.io_inferenceservices.yaml"
 V2_REST_SPEC_FILE = "rest_predict_v2.yaml"
+CANARY_CRD = REPO_ROOT / "manifests" / "crd" / "canaryanalyses.servekit.dev.yaml"
 
 PREDICTOR_CONTAINER = "kserve-container"
 PREDICTOR_HTTP_PORT = 8080
@@ -117,16 +118,41 @@ def isvc_schema(crd: dict[str, Any], *, strict: bool = True) -> dict[str, Any]:
     return schema
 
 
+def openapi_to_jsonschema(schema: Any) -> Any:
+    """OpenAPI's ``nullable: true`` as JSON Schema's ``type: [T, "null"]`` (the rest is the same here)."""
+    if isinstance(schema, list):
+        return [openapi_to_jsonschema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    converted = {key: openapi_to_jsonschema(value) for key, value in schema.items() if key != "nullable"}
+    if schema.get("nullable") and "type" in converted:
+        converted["type"] = [converted["type"], "null"]
+    return converted
+
+
+def canary_analysis_schema(crd: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Our CanaryAnalysis CRD's schema, made strict, with the object fields a manifest carries."""
+    crd = crd or _load_yaml(CANARY_CRD)
+    (version,) = crd["spec"]["versions"]
+    schema = make_strict(openapi_to_jsonschema(copy.deepcopy(version["schema"]["openAPIV3Schema"])))
+    schema["required"] = ["apiVersion", "kind", "metadata", "spec"]
+    schema["properties"]["apiVersion"] = {"const": f"{crd['spec']['group']}/{version['name']}"}
+    schema["properties"]["kind"] = {"const": crd["spec"]["names"]["kind"]}
+    schema["properties"]["metadata"] = STRICT_OBJECT_META
+    return schema
+
+
 @dataclass
 class ObjectValidator:
     """Validates one rendered object; returns readable problems, empty when valid."""
 
     isvc: jsonschema.Draft7Validator
+    canary_analysis: jsonschema.Draft7Validator
 
     @classmethod
     def from_reference(cls, directory: Path | None = None) -> ObjectValidator:
         schema = isvc_schema(load_reference(ISVC_CRD_FILE, directory))
-        return cls(jsonschema.Draft7Validator(schema))
+        return cls(jsonschema.Draft7Validator(schema), jsonschema.Draft7Validator(canary_analysis_schema()))
 
     def problems(self, obj: dict[str, Any]) -> list[str]:
         kind, api_version = obj.get("kind"), obj.get("apiVersion")
@@ -138,10 +164,11 @@ class ObjectValidator:
         if (api_version, kind) in ISTIO_KINDS:
             validator = jsonschema.Draft7Validator(ISTIO_KINDS[(api_version, kind)])
             return [f"{name}: {error.message} at {error.json_path}" for error in validator.iter_errors(obj)]
-        if kind == "InferenceService":
+        crd_validators = {"InferenceService": self.isvc, "CanaryAnalysis": self.canary_analysis}
+        if kind in crd_validators:
             return [
                 f"{name}: {error.message} at {error.json_path}"
-                for error in sorted(self.isvc.iter_errors(obj), key=lambda e: e.json_path)
+                for error in sorted(crd_validators[kind].iter_errors(obj), key=lambda e: e.json_path)
             ]
         try:
             kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)

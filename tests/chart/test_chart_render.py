@@ -86,7 +86,7 @@ def test_ci_scenarios_cover_every_feature(render_ci: RenderCi) -> None:
     wanted = {
         "Standard", "Knative", "hpa", "keda", "none", "kpa", "knative-canary", "standard-canary", "gpu", "storage",
         "ServiceAccount", "PodDisruptionBudget", "NetworkPolicy", "Service", "ServiceMonitor", "ConfigMap",
-        "Job", "CronJob", "Role", "RoleBinding", "Pod",
+        "Deployment", "CanaryAnalysis", "Role", "RoleBinding", "Pod",
     }  # fmt: skip
     assert wanted <= seen, f"no ci/*-values.yaml scenario renders {sorted(wanted - seen)}"
 
@@ -302,38 +302,63 @@ def test_standard_canary_is_a_second_named_predictor(render_ci: RenderCi) -> Non
     assert env_of(test_pod["spec"]["containers"][0])["INFER_URL"].startswith(f"http://{RELEASE}-servekit-v1-predictor.")
 
 
-def test_canary_promotion_job_has_minimal_rbac(render_ci: RenderCi) -> None:
+def test_canary_controller_has_least_rbac_in_its_namespace(render_ci: RenderCi) -> None:
     rendered = render_ci(scenario("knative-canary"))
+    name = isvc(rendered)["metadata"]["name"]
     (role,) = rendered.of_kind("Role")
     assert role["rules"] == [
-        {
-            "apiGroups": ["serving.kserve.io"],
-            "resources": ["inferenceservices"],
-            "verbs": ["get", "list", "watch", "patch"],
-        }
-    ]
+        {"apiGroups": ["serving.kserve.io"], "resources": ["inferenceservices"], "resourceNames": [name],
+         "verbs": ["get", "patch"]},
+        {"apiGroups": ["servekit.dev"], "resources": ["canaryanalyses"], "verbs": ["get", "list", "watch", "patch"]},
+        {"apiGroups": ["servekit.dev"], "resources": ["canaryanalyses/status"], "verbs": ["get", "patch"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [f"{name}-canary-history"],
+         "verbs": ["get", "patch"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+    ]  # fmt: skip
     assert not rendered.of_kind("ClusterRole") and not rendered.of_kind("ClusterRoleBinding")
     binding = rendered.one("RoleBinding")
-    job = rendered.one("Job")
-    pod = job["spec"]["template"]["spec"]
+    deployment = rendered.one("Deployment")
+    pod = deployment["spec"]["template"]["spec"]
     (subject,) = binding["subjects"]
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert subject["name"] == pod["serviceAccountName"] and subject["namespace"] == NAMESPACE
-    (container,) = pod["containers"]
+    assert pod["automountServiceAccountToken"] is True, "the controller calls the API"
+    account = next(a for a in rendered.of_kind("ServiceAccount") if a["metadata"]["name"] == subject["name"])
+    assert account["automountServiceAccountToken"] is False, "only the controller pod mounts the token"
+
+
+def test_canary_controller_watches_this_releases_analysis(render_ci: RenderCi) -> None:
+    rendered = render_ci(scenario("standard-canary"))
+    deployment = rendered.one("Deployment")
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"] == {"type": "Recreate"}
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["servekit-canary"]
-    args = container["args"]
-    assert args[:7] == [
-        "watch", "--namespace", NAMESPACE, "--isvc", isvc(rendered)["metadata"]["name"],
-        "--prometheus-url", "http://prometheus-operated.monitoring.svc:9090",
+    assert container["args"] == [
+        "controller", f"--namespace={NAMESPACE}", f"--selector=app.kubernetes.io/instance={RELEASE}",
+        "--prometheus-url=http://kube-prometheus-stack-prometheus.monitoring.svc:9090", "--tick=10",
+        "--liveness=http://0.0.0.0:8080/healthz",
     ]  # fmt: skip
-    assert args[7:] == ["--step-weight=20", "--max-weight=60"]
-    assert job["metadata"]["name"].endswith("-canary-1"), "one Job per release revision"
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http-health"}
+    analysis = rendered.one("CanaryAnalysis")
+    assert analysis["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE, "the --selector finds it"
+    assert analysis["spec"]["inferenceService"] == isvc(rendered)["metadata"]["name"]
+    assert analysis["spec"]["manualGates"] == [60] and analysis["spec"]["steps"] == [10, 30, 60]
+    from predictor.canary.spec import CanaryAnalysisSpec
+
+    assert CanaryAnalysisSpec.model_validate(analysis["spec"]).weights() == [10, 30, 60], "the controller reads it"
 
 
-def test_canary_promotion_cronjob_never_overlaps(render_ci: RenderCi) -> None:
-    cronjob = render_ci(scenario("standard-canary")).one("CronJob")
-    assert cronjob["spec"]["schedule"] == "*/10 * * * *"
-    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+def test_canary_controller_image_has_the_tool(render_ci: RenderCi) -> None:
+    import tomllib
+
+    from tests.chart.rendering import CHART_DIR
+
+    pyproject = tomllib.loads((CHART_DIR.parents[1] / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"]["servekit-canary"] == "predictor.canary.cli:main"
+    deployment = render_ci(scenario("knative-canary")).one("Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "servekit/predictor:0.2.0", "the predictor image, which installs the canary extra"
 
 
 # --- monitoring ---------------------------------------------------------------------------------
@@ -351,7 +376,25 @@ def test_service_monitor_scrapes_the_metrics_service(render_ci: RenderCi) -> Non
     assert endpoint["path"] == "/metrics"
     (port,) = service["spec"]["ports"]
     assert endpoint["port"] == port["name"] and port["targetPort"] == 8080
-    assert set(endpoint) <= {"port", "path", "interval", "scrapeTimeout"}
+    assert set(endpoint) <= {"port", "path", "interval", "scrapeTimeout", "relabelings"}
+
+
+def test_service_monitor_copies_kserves_pod_labels_onto_the_series(render_ci: RenderCi) -> None:
+    (endpoint,) = render_ci(scenario("standard-canary")).one("ServiceMonitor")["spec"]["endpoints"]
+    copied = {r["targetLabel"]: r["sourceLabels"] for r in endpoint["relabelings"]}
+    assert copied["app"] == ["__meta_kubernetes_pod_label_app"], "Standard mode: isvc.<isvc>-<predictor>-predictor"
+    assert copied["serving_knative_dev_revision"] == ["__meta_kubernetes_pod_label_serving_knative_dev_revision"]
+    assert copied["namespace"] == ["__meta_kubernetes_namespace"]
+    assert all(set(r) == {"sourceLabels", "targetLabel"} for r in endpoint["relabelings"]), "plain copies"
+
+
+def test_metrics_service_selects_stable_and_canary_pods(render_ci: RenderCi) -> None:
+    rendered = render_ci(scenario("standard-canary"))
+    service = next(s for s in rendered.of_kind("Service") if s["metadata"]["name"].endswith("-metrics"))
+    pods = list(pod_templates(isvc(rendered)))
+    assert [pod.where.split()[-1] for pod in pods] == ["predictor", "v2"]
+    for pod in pods:
+        assert labels_match(service["spec"]["selector"], pod.spec["labels"]), pod.where
 
 
 def test_grafana_dashboard_charts_the_predictor_metrics(render_ci: RenderCi) -> None:

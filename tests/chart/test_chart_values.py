@@ -128,7 +128,35 @@ BAD_VALUES = [
     ),
     check_error("pdb-min-and-max", {"pdb": {"minAvailable": 1}}, "either pdb.minAvailable or pdb.maxUnavailable"),
     check_error("blocked-env", {"predictor": {"extraEnv": [{"name": "PYTHONPATH", "value": "/x"}]}}, "PYTHONPATH"),
-    check_error("promotion-job-without-canary", {"canaryPromotion": {"enabled": True}}, "no canary is enabled"),
+    check_error(
+        "controller-without-analysis", {"canaryController": {"enabled": True}}, "canaryAnalysis.enabled is false"
+    ),
+    check_error(
+        "analysis-without-service-monitor",
+        {"predictor": {"name": "v1"}, "canaryAnalysis": {"enabled": True}},
+        "enable metrics.serviceMonitor, or set canaryAnalysis.spec.canarySelector",
+    ),
+    check_error(
+        "standard-analysis-without-predictor-name",
+        {"canaryAnalysis": {"enabled": True}, "metrics": {"serviceMonitor": {"enabled": True}}},
+        "canaryAnalysis in Standard mode needs predictor.name",
+    ),
+    schema_error(
+        "analysis-weight-over-100", {"canaryAnalysis": {"spec": {"steps": [10, 150]}}}, "maximum: got 150, want 100"
+    ),
+    schema_error(
+        "analysis-typo", {"canaryAnalysis": {"spec": {"stepWeights": [10]}}}, "additional properties 'stepWeights'"
+    ),
+    schema_error(
+        "analysis-bad-webhook-type",
+        {"canaryAnalysis": {"spec": {"webhooks": [{"name": "a", "type": "post-rollout", "url": "http://a"}]}}},
+        "at '/canaryAnalysis/spec/webhooks/0/type'",
+    ),
+    schema_error(
+        "controller-bad-prometheus-url",
+        {"canaryController": {"prometheusUrl": "prometheus:9090"}},
+        "at '/canaryController/prometheusUrl'",
+    ),
 ]
 
 

@@ -50,6 +50,10 @@ class Dockerfile:
     def final(self) -> Stage:
         return self.stages[-1]
 
+    def stage(self, name: str) -> Stage:
+        (stage,) = [s for s in self.stages if s.name == name]
+        return stage
+
 
 def parse_dockerfile(text: str) -> Dockerfile:
     """Instructions per stage; line continuations joined, comments dropped."""
@@ -122,10 +126,12 @@ def baked_model_dir(stage: Stage) -> str:
 
 def test_build_is_multi_stage_on_a_slim_base() -> None:
     parsed = dockerfile()
-    assert len(parsed.stages) >= 2
-    assert "slim" in parsed.global_args["PYTHON_IMAGE"]
-    build, final = parsed.stages[0], parsed.final
+    build, final = parsed.stage("build"), parsed.final
     assert final.base == build.base == "${PYTHON_IMAGE}", "the virtualenv needs the same Python in both stages"
+    # The default base is a stage on a literal FROM line: the one form Dependabot can update.
+    default_base = parsed.stage(parsed.global_args["PYTHON_IMAGE"])
+    assert re.fullmatch(r"python:3\.11-slim-\w+", default_base.base), default_base.base
+    assert not default_base.instructions, "the base stage only names the image"
     assert all(copy_sources(arguments) is None for arguments in final.all("COPY")), "runtime copies only from build"
     assert not final.all("ADD")
     assert not [cmd for cmd in final.all("RUN") if "pip install" in cmd], "no installs in the runtime stage"
@@ -168,7 +174,7 @@ def test_copied_paths_exist_and_are_in_the_build_context() -> None:
 
 def test_baked_model_is_where_the_chart_and_manifests_look() -> None:
     parsed = dockerfile()
-    baked = baked_model_dir(parsed.stages[0])
+    baked = baked_model_dir(parsed.stage("build"))
     assert (REPO_ROOT / "predictor" / "examples" / "__main__.py").is_file()
     assert any(baked.startswith(arguments.split()[-1]) for arguments in parsed.final.all("COPY")), "not copied"
     assert parsed.final.env()["PREDICTOR_MODEL_DIR"] == baked
@@ -179,12 +185,24 @@ def test_baked_model_is_where_the_chart_and_manifests_look() -> None:
 
 def test_cuda_variant_is_a_build_argument() -> None:
     parsed = dockerfile()
-    build = parsed.stages[0]
+    build = parsed.stage("build")
     assert "VARIANT=cpu" in build.all("ARG")
     (install,) = [cmd for cmd in build.all("RUN") if "pip install" in cmd]
-    assert "${VARIANT}" in install and "cpu)" in install and 'cuda) extras="[torch]"' in install
+    assert "${VARIANT}" in install and 'cpu)  extras="[canary]"' in install
+    assert 'cuda) extras="[canary,torch]"' in install
     extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    assert "torch" in extras
+    assert {"torch", "canary"} <= set(extras)
+
+
+def test_both_variants_carry_servekit_canary() -> None:
+    """The chart's canary controller runs `servekit-canary` from the predictor image."""
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"]["servekit-canary"] == "predictor.canary.cli:main"
+    canary = {re.split(r"[<>=\[]", dep)[0] for dep in pyproject["project"]["optional-dependencies"]["canary"]}
+    assert {"kubernetes", "kopf", "httpx", "rich"} <= canary
+    (install,) = [cmd for cmd in dockerfile().stages[0].all("RUN") if "pip install" in cmd]
+    variants = re.findall(r'(\w+)\)\s+extras="\[([^]]*)\]"', install)
+    assert variants and all("canary" in extras.split(",") for _, extras in variants), variants
 
 
 def test_process_writes_only_under_tmp() -> None:

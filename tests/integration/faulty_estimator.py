@@ -1,9 +1,9 @@
-"""A scikit-learn-shaped estimator with injected faults, for the fault-isolation tests.
+"""A scikit-learn-shaped estimator that fails or dawdles on purpose: a bad canary, for real.
 
-A row holding 13 raises like a buggy model; 7 raises torch's CUDA out-of-memory error (the class
-the CUDA allocator raises); 99 holds the model for ``hold_s`` so that requests queue behind it and
-merge into one batch. Every other row predicts 0. The server unpickles it, so it lives in an
-importable module (the test server's PYTHONPATH).
+Served by the real predictor (it unpickles it, so it lives in an importable module on the test
+server's PYTHONPATH). ``fail=True`` raises on every request, which the predictor answers with HTTP
+500; ``seconds`` sleeps in each call. The start-up sample row (zeros) stays fast and fine, so the
+server comes up like any other.
 """
 
 from __future__ import annotations
@@ -12,22 +12,16 @@ import time
 
 import numpy as np
 
-FAULT = 13.0
-OUT_OF_MEMORY = 7.0
-HOLD = 99.0
-
 
 class FaultyEstimator:
-    def __init__(self, hold_s: float) -> None:
-        self.hold_s = hold_s
+    def __init__(self, fail: bool = False, seconds: float = 0.0) -> None:
+        self.fail = fail
+        self.seconds = seconds
 
     def predict(self, features: np.ndarray) -> np.ndarray:
-        if (features == HOLD).any():
-            time.sleep(self.hold_s)
-        if (features == FAULT).any():
-            raise RuntimeError("injected fault: a feature is 13")
-        if (features == OUT_OF_MEMORY).any():
-            import torch
-
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (injected)")
+        if len(features) > 1 or features.any():
+            if self.seconds:
+                time.sleep(self.seconds)
+            if self.fail:
+                raise RuntimeError("injected canary failure")
         return np.zeros(len(features), dtype=np.int64)

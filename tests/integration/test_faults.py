@@ -20,7 +20,7 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
 from tests.integration.conftest import make_estimator_model, run_server
-from tests.integration.faulty_estimator import FAULT, HOLD, OUT_OF_MEMORY, FaultyEstimator
+from tests.integration.injected_faults import FAULT, HOLD, OUT_OF_MEMORY, InjectedFaults
 from tests.integration.server import Server
 
 HOLD_S = 1.5
@@ -33,7 +33,7 @@ OUT_OF_MEMORY_FRAGMENT = (
 
 @pytest.fixture(scope="module")
 def faulty_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_estimator_model(tmp_path_factory.mktemp("models") / "faulty", "faulty", FaultyEstimator(HOLD_S))
+    return make_estimator_model(tmp_path_factory.mktemp("models") / "faulty", "faulty", InjectedFaults(HOLD_S))
 
 
 @pytest.fixture(scope="module", params=["lean", "kserve"])

@@ -15,6 +15,7 @@ import pytest
 from predictor.__main__ import build_parser, main, settings_from_args
 from predictor.examples import sklearn_iris
 from predictor.settings import PredictorSettings
+from tests.integration.server import free_port
 
 OUR_FLAGS = ["--model_dir", "--device", "--batching", "--max_batch_size", "--max_latency_ms", "--max_queue_size"]
 KSERVE_FLAGS = ["--http_port", "--grpc_port", "--workers", "--enable_grpc", "--model_name"]
@@ -159,9 +160,15 @@ def test_unrelated_predictor_variables_are_ignored(monkeypatch: pytest.MonkeyPat
 # ---- clean failures: exit status 2 and one line on stderr -----------------------------------------
 
 
+def free_ports() -> list[str]:
+    """Ports nobody holds: on a shared machine 8080 may be taken, and the port check would answer
+    before the failure these tests are about."""
+    return ["--http_port", str(free_port()), "--grpc_port", str(free_port())]
+
+
 def test_missing_model_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "nope"
-    assert main(["--model_dir", str(missing)]) == 2
+    assert main(["--model_dir", str(missing), *free_ports()]) == 2
     assert _one_error_line(capsys) == f"predictor: error: no model.yaml in model directory '{missing}'"
 
 
@@ -169,7 +176,7 @@ def test_missing_model_dir_from_env(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PREDICTOR_MODEL_DIR", str(tmp_path / "from-env"))
-    assert main([]) == 2
+    assert main(free_ports()) == 2
     assert "from-env" in _one_error_line(capsys)
 
 
@@ -180,7 +187,7 @@ def test_hash_mismatch(iris_dir: Path, tmp_path: Path, capsys: pytest.CaptureFix
     data[-1] ^= 0xFF
     artifact.write_bytes(bytes(data))
 
-    assert main(["--model_dir", str(model_dir)]) == 2
+    assert main(["--model_dir", str(model_dir), *free_ports()]) == 2
 
     line = _one_error_line(capsys)
     assert re.fullmatch(

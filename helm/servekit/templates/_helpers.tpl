@@ -82,10 +82,10 @@ ServiceAccount of the predictor pods.
 {{- end -}}
 
 {{/*
-ServiceAccount of the canary promotion job.
+Name of the canary controller's Deployment, ServiceAccount and Role.
 */}}
-{{- define "servekit.canaryServiceAccountName" -}}
-{{- printf "%s-canary" (include "servekit.fullname" .) -}}
+{{- define "servekit.canaryControllerName" -}}
+{{- printf "%s-canary-controller" (include "servekit.fullname" .) -}}
 {{- end -}}
 
 {{/*

@@ -146,9 +146,14 @@ Pod fields that one deployment mode does not support.
 - "canary.standard runs the same image and model as the stable predictor: set canary.standard.storageUri or canary.standard.image"
 {{- end }}
 {{- end }}
-{{- $promotion := .Values.canaryPromotion -}}
-{{- if and $promotion.enabled (eq $promotion.kind "Job") (not (or $kn.enabled $std.enabled)) }}
-- "canaryPromotion.kind=Job watches this release's canary, but no canary is enabled: enable canary.knative or canary.standard, or use kind=CronJob"
+{{- if and .Values.canaryController.enabled (not .Values.canaryAnalysis.enabled) }}
+- "canaryController.enabled runs a controller for this release's CanaryAnalysis, but canaryAnalysis.enabled is false: enable it"
+{{- end }}
+{{- if and .Values.canaryAnalysis.enabled (not .Values.metrics.serviceMonitor.enabled) (not .Values.canaryAnalysis.spec.canarySelector) }}
+- "canaryAnalysis tells the canary from the stable predictor by the pod labels the chart's ServiceMonitor copies onto the series: enable metrics.serviceMonitor, or set canaryAnalysis.spec.canarySelector to match how your Prometheus labels them"
+{{- end }}
+{{- if and .Values.canaryAnalysis.enabled (eq .Values.deploymentMode "Standard") (not .Values.predictor.name) }}
+- "canaryAnalysis in Standard mode needs predictor.name: KServe names each predictor's pods after it, and promotion sets spec.predictor.name to the canary's"
 {{- end }}
 {{- end -}}
 

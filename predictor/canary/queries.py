@@ -1,0 +1,77 @@
+"""PromQL templates of the analysis: read them, copy them, override them.
+
+A template is PromQL with ``$name`` placeholders (``string.Template``; PromQL itself never uses
+``$``). ``$selector`` is the label matchers of one variant; ``$window`` the range of each check.
+
+The predictor's own series carry ``model``, ``protocol`` and ``code``; the variant comes from the
+pod labels KServe puts on each variant's pods, which the chart's ServiceMonitor copies onto every
+series (relabelings):
+
+- Standard mode: ``app="isvc.<isvc>-<predictor name>-predictor"`` (``isvc.<isvc>-predictor`` for an
+  unnamed predictor), with ``namespace``.
+- Knative mode: ``serving_knative_dev_revision="<revision>"`` (the pod label
+  ``serving.knative.dev/revision``), with ``namespace``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from string import Template
+
+REQUESTS = "sum(increase(servekit_requests_total{$selector}[$window]))"
+ERRORS = 'sum(increase(servekit_requests_total{$selector,code=~"5.."}[$window]))'
+P99_SECONDS = (
+    "histogram_quantile(0.99, sum by (le) (rate(servekit_request_duration_seconds_bucket{$selector}[$window])))"
+)
+
+STANDARD_SELECTOR = 'namespace="$namespace",app="$app"'
+KNATIVE_SELECTOR = 'namespace="$namespace",serving_knative_dev_revision="$revision"'
+
+
+def standard_app_label(isvc: str, predictor: str | None) -> str:
+    """The ``app`` label KServe gives the pods of one Standard-mode predictor."""
+    return f"isvc.{isvc}-{predictor}-predictor" if predictor else f"isvc.{isvc}-predictor"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One side of the comparison: the canary or the stable predictor."""
+
+    namespace: str
+    isvc: str
+    predictor: str | None = None  # Standard mode
+    revision: str | None = None  # Knative mode
+
+    def values(self) -> dict[str, str]:
+        return {
+            "namespace": self.namespace,
+            "isvc": self.isvc,
+            "predictor": self.predictor or "",
+            "app": standard_app_label(self.isvc, self.predictor),
+            "revision": self.revision or "",
+        }
+
+
+class TemplateError(ValueError):
+    """A template names a placeholder the analysis does not fill."""
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    try:
+        return Template(template).substitute(values)
+    except KeyError as exc:
+        raise TemplateError(
+            f"template {template!r} uses ${exc.args[0]}; known placeholders: {', '.join(sorted(values))}"
+        ) from None
+    except ValueError as exc:
+        raise TemplateError(f"template {template!r}: {exc}") from None
+
+
+def selector(variant: Variant, knative: bool, override: str | None = None) -> str:
+    """Label matchers of one variant: the override (itself a template) or the mode's default."""
+    template = override or (KNATIVE_SELECTOR if knative else STANDARD_SELECTOR)
+    return fill(template, variant.values())
+
+
+def render(template: str, variant: Variant, variant_selector: str, window: str) -> str:
+    return fill(template, {**variant.values(), "selector": variant_selector, "window": window})
