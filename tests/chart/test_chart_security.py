@@ -12,7 +12,6 @@ import pytest
 
 from tests.chart.k8s_checks import env_of, labels_match, pod_templates
 from tests.chart.rendering import CHART_DIR, CI_VALUES, Rendered, render
-from tests.chart.test_chart_values import check_error, schema_error
 
 RenderCi = Callable[[Path], Rendered]
 PROTECTED = ["/v2/models/iris/infer", "/v2/models/iris/versions/1/infer", "/v2/models/iris", "/v1/models/iris:predict"]
@@ -166,63 +165,3 @@ def test_claims_alone_accept_any_validated_token(chart: helm_python.Chart) -> No
 def test_notes_say_how_to_send_the_token(render_ci: RenderCi) -> None:
     notes = render_ci(scenario("token")).notes
     assert re.search(r"Authorization: Bearer .*get secret ci-servekit-auth", notes), notes
-
-
-JWT = {"enabled": True, "jwtRules": [{"issuer": "https://issuer.example", "jwksUri": "https://issuer.example/k"}]}
-BAD_VALUES = [
-    schema_error("log-format", {"predictor": {"logFormat": "xml"}}, "at '/predictor/logFormat'"),
-    schema_error("tiny-body-limit", {"predictor": {"maxBodyBytes": 10}}, "minimum: got 10, want 1,024"),
-    schema_error("payload-mode", {"payloadLogging": {"mode": "both"}}, "at '/payloadLogging/mode'"),
-    schema_error("payload-url", {"payloadLogging": {"url": "broker.default"}}, "at '/payloadLogging/url'"),
-    schema_error(
-        "logger-typo", {"payloadLogging": {"metadataHeader": ["x"]}}, "additional properties 'metadataHeader'"
-    ),
-    schema_error(
-        "claim-without-values",
-        {"istio": {"authorizationPolicy": {"claims": [{"claim": "groups"}]}}},
-        "missing property 'values'",
-    ),
-    schema_error(
-        "jwt-rule-typo",
-        {"istio": {"requestAuthentication": {"jwtRules": [{"issuer": "i", "jwks_uri": "https://k"}]}}},
-        "additional properties 'jwks_uri'",
-    ),
-    schema_error(
-        "secret-name", {"auth": {"token": {"existingSecret": "Not_A_Name"}}}, "at '/auth/token/existingSecret'"
-    ),
-    check_error("token-without-tokens", {"auth": {"token": {"enabled": True}}}, "auth.token.enabled needs the tokens"),
-    check_error(
-        "token-from-both",
-        {"auth": {"token": {"enabled": True, "existingSecret": "s", "value": "t"}}},
-        "not both: the chart does not write into an existing Secret",
-    ),
-    check_error(
-        "policy-admitting-nobody",
-        {"istio": {"authorizationPolicy": {"enabled": True}}},
-        "allows only health, readiness and /metrics until you name who may call",
-    ),
-    check_error(
-        "claims-without-jwt-validation",
-        {"istio": {"authorizationPolicy": {"enabled": True, "claims": [{"claim": "groups", "values": ["a"]}]}}},
-        "match validated JWTs only: enable istio.requestAuthentication",
-    ),
-    check_error(
-        "jwt-without-rules",
-        {"istio": {"requestAuthentication": {"enabled": True}}},
-        "istio.requestAuthentication.enabled needs istio.requestAuthentication.jwtRules",
-    ),
-    check_error(
-        "static-token-and-jwt",
-        {"auth": {"token": {"enabled": True, "value": "t"}}, "istio": {"requestAuthentication": JWT}},
-        "both read the Authorization header",
-    ),
-]
-
-
-@pytest.mark.parametrize(("values", "error", "message"), BAD_VALUES)
-def test_bad_security_values_fail_with_a_clear_message(
-    chart: helm_python.Chart, values: dict[str, Any], error: type[Exception], message: str
-) -> None:
-    with pytest.raises(error) as raised:
-        render(chart, values)
-    assert message in str(raised.value)
