@@ -15,7 +15,7 @@ E2E_ARGS ?=
 # e.g. BENCH_ARGS=--quick for a short smoke run (`python -m tests.bench --help` lists the flags)
 BENCH_ARGS ?=
 
-.PHONY: help serve models test test-tools lint unit integration chart bench e2e image clean
+.PHONY: help serve models test test-tools lint unit integration chart bench soak e2e image clean
 
 help: ## list the verbs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,7 +42,7 @@ models/digits/model.yaml: | $(VENV)/.serve-installed
 models: models/iris/model.yaml models/digits/model.yaml ## build both example models from packaged data
 
 serve: $(VENV)/.serve-installed models/$(MODEL)/model.yaml ## serve the example model (MODEL=iris|digits) on :8080 REST, :8081 gRPC
-	$(PY) -m predictor --model_dir models/$(MODEL) --http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT)
+	$(PY) -m predictor --model_dir models/$(MODEL) --http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT) --log_format text
 
 test-tools: ## the tools the tests use: shellcheck, prometheus, wrk (apt-get when root); actionlint (built with Go)
 	bash hack/install-test-tools.sh
@@ -68,6 +68,9 @@ chart: $(VENV)/.dev-installed ## render and validate the Helm chart and the mani
 
 bench: $(VENV)/.dev-installed ## throughput/latency against KServe, MLServer and a bare ASGI app (writes results/)
 	$(PY) -m tests.bench $(BENCH_ARGS)
+
+soak: $(VENV)/.dev-installed test-tools ## 60 s at high concurrency against a real server: 0 errors, memory flat (prints the figures)
+	SERVEKIT_SOAK=1 $(VENV)/bin/pytest tests/soak -m soak -s $(PYTEST_ARGS)
 
 e2e: ## kind cluster: install KServe, deploy with Helm, infer, canary, tear down (needs docker, kind, kubectl, helm)
 	bash hack/e2e.sh $(E2E_ARGS)

@@ -54,12 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
     ours.add_argument(
         "--access_log", action=argparse.BooleanOptionalAction, default=None, help="log every request (default off)"
     )
+    ours.add_argument("--log_format", choices=["json", "text"], help="log lines as JSON objects or text (default text)")
+    ours.add_argument(
+        "--log_level", choices=["debug", "info", "warning", "error"], help="per-request lines at debug (default info)"
+    )
+    ours.add_argument("--auth_token_file", help="bearer tokens for inference and metadata, one a line (default: none)")
+    ours.add_argument("--max_body_bytes", type=int, help="largest REST body and gRPC message (default 64 MiB)")
     return parser
 
 
 SETTING_FLAGS = (
     "model_dir", "model_name", "device", "batching", "max_batch_size", "max_latency_ms", "max_queue_size", "fast_path",
-    "access_log",
+    "access_log", "log_format", "log_level", "auth_token_file", "max_body_bytes",
 )  # fmt: skip
 
 
@@ -84,7 +90,9 @@ def busy_port(ports: dict[str, int]) -> str | None:
 
 
 def fail(message: str) -> int:
-    print(f"predictor: error: {message}", file=sys.stderr)
+    from predictor.logs import failure_line
+
+    print(failure_line(message), file=sys.stderr)
     return 2
 
 
@@ -106,22 +114,22 @@ def main(argv: list[str] | None = None) -> int:
         return fail(problem)
 
     import kserve
-    from kserve import logging as kserve_logging
     from kserve import model_server
 
-    from predictor import fastpath
+    from predictor import errors, grpc_server, http_app, logs
     from predictor.artifacts import ArtifactError
-    from predictor.errors import Overloaded, StartupError, overloaded_handler
+    from predictor.auth import TokenFileError, load_tokens
+    from predictor.errors import StartupError
     from predictor.model import ServingModel
     from predictor.runtimes import RuntimeLoadError
     from predictor.spec import SpecError
 
-    if args.configure_logging:  # before loading, so start-up progress is logged in KServe's format
-        kserve_logging.configure_logging(args.log_config_file)
-        ours = logging.getLogger("predictor")  # our modules log under predictor.*; same handlers, same level
-        ours.handlers = list(kserve_logging.logger.handlers)
-        ours.setLevel(kserve_logging.logger.level)
-        ours.propagate = False
+    if args.configure_logging:  # before loading, so start-up progress is logged in the chosen format
+        logs.configure(settings, args.log_config_file)
+    try:
+        tokens = load_tokens(settings.auth_token_file)
+    except TokenFileError as exc:
+        return fail(str(exc))
     start = time.perf_counter()
     try:
         model = ServingModel(settings)
@@ -135,9 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     # a 100 ms p99 under load with torch), freezing brings p99 back to a few ms.
     gc.collect()
     gc.freeze()
-    model_server.app.add_exception_handler(Overloaded, overloaded_handler)
-    if settings.fast_path:
-        fastpath.install(model)
+    errors.add_handlers(model_server.app)
+    http_app.install(model, settings, tokens)
+    grpc_server.install(settings, tokens)
     server = kserve.ModelServer(
         http_port=args.http_port,
         grpc_port=args.grpc_port,
@@ -145,8 +153,6 @@ def main(argv: list[str] | None = None) -> int:
         enable_grpc=args.enable_grpc,
         enable_latency_logging=args.enable_latency_logging,
     )
-    if not settings.access_log:  # KServe configured logging in the constructor; quiet it after
-        logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     server.start([model])
     return 0
 

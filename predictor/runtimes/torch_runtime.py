@@ -62,6 +62,16 @@ class TorchRuntime:
         return tensor
 
     def predict(self, inputs: Tensors) -> Tensors:
+        try:
+            return self._predict(inputs)
+        except torch.OutOfMemoryError:
+            # The failed batch's blocks are free now but still cached by torch's allocator; hand
+            # them back so the retries (each request alone) and other processes can use them.
+            if self._device.type == "cuda":
+                torch.cuda.empty_cache()
+            raise
+
+    def _predict(self, inputs: Tensors) -> Tensors:
         with torch.inference_mode():
             raw = self._module(*(self._to_device(inputs[name]) for name in self._inputs))
             if isinstance(raw, (tuple, list)):
