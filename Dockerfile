@@ -69,7 +69,8 @@ RUN groupadd --system --gid 65532 servekit \
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /opt/servekit /opt/servekit
 
-# Everything the process writes goes to /tmp; the root filesystem may be read-only.
+# Everything the process writes goes to /tmp; the root filesystem may be read-only. Logs are one
+# JSON object per line for the cluster's log pipeline (--log_format text for a terminal).
 ENV PATH=/opt/venv/bin:${PATH} \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -78,7 +79,8 @@ ENV PATH=/opt/venv/bin:${PATH} \
     MPLCONFIGDIR=/tmp/matplotlib \
     TORCHINDUCTOR_CACHE_DIR=/tmp/torchinductor \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \
-    PREDICTOR_MODEL_DIR=/opt/servekit/models/iris
+    PREDICTOR_MODEL_DIR=/opt/servekit/models/iris \
+    PREDICTOR_LOG_FORMAT=json
 
 USER 65532:65532
 WORKDIR /tmp

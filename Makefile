@@ -16,7 +16,7 @@ E2E_ARGS ?=
 # `make bench-gpu BENCH_ARGS="--matrix full"` for the GPU benchmark)
 BENCH_ARGS ?=
 
-.PHONY: help serve models test test-tools lint unit integration chart bench bench-gpu e2e image clean
+.PHONY: help serve models test test-tools lint unit integration chart bench bench-gpu soak e2e image clean
 
 help: ## list the verbs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -43,7 +43,7 @@ models/digits/model.yaml: | $(VENV)/.serve-installed
 models: models/iris/model.yaml models/digits/model.yaml ## build both example models from packaged data
 
 serve: $(VENV)/.serve-installed models/$(MODEL)/model.yaml ## serve the example model (MODEL=iris|digits) on :8080 REST, :8081 gRPC
-	$(PY) -m predictor --model_dir models/$(MODEL) --http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT)
+	$(PY) -m predictor --model_dir models/$(MODEL) --http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT) --log_format text
 
 test-tools: ## the tools the tests use: shellcheck, prometheus, wrk (apt-get when root); actionlint (built with Go)
 	bash hack/install-test-tools.sh
@@ -72,6 +72,9 @@ bench: $(VENV)/.dev-installed ## throughput/latency against KServe, MLServer and
 
 bench-gpu: $(VENV)/.dev-installed ## GPU benchmark: batching, workers, FP16, CUDA graphs on a transformer (needs a CUDA GPU)
 	$(PY) -m tests.bench --gpu $(BENCH_ARGS)
+
+soak: $(VENV)/.dev-installed test-tools ## 60 s at high concurrency against a real server: 0 errors, memory flat (prints the figures)
+	SERVEKIT_SOAK=1 $(VENV)/bin/pytest tests/soak -m soak -s $(PYTEST_ARGS)
 
 e2e: ## kind cluster: install KServe, deploy with Helm, infer, canary, tear down (needs docker, kind, kubectl, helm)
 	bash hack/e2e.sh $(E2E_ARGS)

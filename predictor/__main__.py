@@ -65,12 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     ours.add_argument(
         "--access_log", action=argparse.BooleanOptionalAction, default=None, help="log every request (default off)"
     )
+    ours.add_argument("--log_format", choices=["json", "text"], help="log lines as JSON objects or text (default text)")
+    ours.add_argument(
+        "--log_level", choices=["debug", "info", "warning", "error"], help="per-request lines at debug (default info)"
+    )
+    ours.add_argument("--auth_token_file", help="bearer tokens for inference and metadata, one a line (default: none)")
+    ours.add_argument("--max_body_bytes", type=int, help="largest REST body and gRPC message (default 64 MiB)")
     return parser
 
 
 SETTING_FLAGS = (
     "model_dir", "model_name", "device", "batching", "max_batch_size", "max_latency_ms", "max_queue_size", "fast_path",
-    "access_log", "workers",
+    "access_log", "log_format", "log_level", "auth_token_file", "max_body_bytes", "workers",
 )  # fmt: skip
 
 
@@ -95,7 +101,9 @@ def busy_port(ports: dict[str, int]) -> str | None:
 
 
 def fail(message: str) -> int:
-    print(f"predictor: error: {message}", file=sys.stderr)
+    from predictor.logs import failure_line
+
+    print(failure_line(message), file=sys.stderr)
     return 2
 
 
@@ -120,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     if settings.workers > 1:
         from predictor.spec import SpecError
 
-        configure_logging(args)
+        configure_logging(args, settings)
         try:
             return workers.supervise(sys.argv[1:] if argv is None else argv, settings)
         except SpecError as exc:
@@ -128,17 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     return serve(args, settings)
 
 
-def configure_logging(args: argparse.Namespace) -> None:
-    """KServe's log format for KServe's loggers and ours (predictor.*), unless --configure_logging false."""
-    if not args.configure_logging:
-        return
-    from kserve import logging as kserve_logging
+def configure_logging(args: argparse.Namespace, settings: PredictorSettings) -> None:
+    """Every logger in the chosen format (logs.py), unless --configure_logging false."""
+    if args.configure_logging:
+        from predictor import logs
 
-    kserve_logging.configure_logging(args.log_config_file)
-    ours = logging.getLogger("predictor")  # our modules log under predictor.*; same handlers, same level
-    ours.handlers = list(kserve_logging.logger.handlers)
-    ours.setLevel(kserve_logging.logger.level)
-    ours.propagate = False
+        logs.configure(settings, args.log_config_file)
 
 
 def serve(args: argparse.Namespace, settings: PredictorSettings, server_class: Callable[..., Any] | None = None) -> int:
@@ -147,14 +150,19 @@ def serve(args: argparse.Namespace, settings: PredictorSettings, server_class: C
     import kserve
     from kserve import model_server
 
-    from predictor import fastpath
+    from predictor import errors, grpc_server, http_app
     from predictor.artifacts import ArtifactError
-    from predictor.errors import Overloaded, StartupError, overloaded_handler
+    from predictor.auth import TokenFileError, load_tokens
+    from predictor.errors import StartupError
     from predictor.model import ServingModel
     from predictor.runtimes import RuntimeLoadError
     from predictor.spec import SpecError
 
-    configure_logging(args)  # before loading, so start-up progress is logged in KServe's format
+    configure_logging(args, settings)  # before loading, so start-up progress is logged in the chosen format
+    try:
+        tokens = load_tokens(settings.auth_token_file)
+    except TokenFileError as exc:
+        return fail(str(exc))
     start = time.perf_counter()
     try:
         model = ServingModel(settings)
@@ -168,9 +176,9 @@ def serve(args: argparse.Namespace, settings: PredictorSettings, server_class: C
     # a 100 ms p99 under load with torch), freezing brings p99 back to a few ms.
     gc.collect()
     gc.freeze()
-    model_server.app.add_exception_handler(Overloaded, overloaded_handler)
-    if settings.fast_path:
-        fastpath.install(model)
+    errors.add_handlers(model_server.app)
+    http_app.install(model, settings, tokens)
+    grpc_server.install(settings, tokens)
     server = (server_class or kserve.ModelServer)(
         http_port=args.http_port,
         grpc_port=args.grpc_port,
@@ -178,8 +186,6 @@ def serve(args: argparse.Namespace, settings: PredictorSettings, server_class: C
         enable_grpc=args.enable_grpc,
         enable_latency_logging=args.enable_latency_logging,
     )
-    if not settings.access_log:  # KServe configured logging in the constructor; quiet it after
-        logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     server.start([model])
     return 0
 

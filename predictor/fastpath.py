@@ -8,37 +8,32 @@ validates the response into pydantic again: most of a millisecond around a 76 us
 ``POST /v2/models/<this model>/infer`` is answered here instead: the same protocol (JSON and
 the binary tensor extension), the same checks, batcher and metrics as the KServe path, decoded
 with orjson straight into numpy. Every other request (health, metadata, v1, other models,
-versioned paths) goes to KServe's app untouched, and gRPC never passes here.
+versioned paths) goes to KServe's app untouched, and gRPC never passes here. Request ids, auth
+and the body limit sit in front of both routes (http_app.py).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
 import orjson
 from kserve.errors import InvalidInput, ModelNotReady
 from kserve.metrics import PREDICT_HIST_TIME
 
-from predictor.errors import Overloaded
+from predictor.asgi import JSON_CONTENT, ASGIApp, Receive, Scope, Send
+from predictor.errors import DeviceOutOfMemory, ModelFailed, Overloaded, rest_answer
+from predictor.interop import FORM_TYPE
 from predictor.model import ServingModel, status_code
 from predictor.v2_codec import BINARY_HEADER, decode_request, encode_response, parse_body
 from predictor.validation import InputError, select_outputs, validate_inputs
 
 logger = logging.getLogger(__name__)
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-# Bodies declared as anything else are refused with 415; no content type at all is read as JSON.
-ACCEPTED_MEDIA_TYPES = frozenset({b"application/json", b"application/octet-stream", b""})
-_JSON = [(b"content-type", b"application/json")]
+# Bodies declared as anything else are refused with 415; no content type at all, or curl's
+# default form type, is read as JSON.
+ACCEPTED_MEDIA_TYPES = frozenset({b"application/json", b"application/octet-stream", FORM_TYPE, b""})
+_JSON = [JSON_CONTENT]
 
 
 class HTTPError(Exception):
@@ -76,7 +71,7 @@ class LeanInferApp:
             code = 200
         except HTTPError as exc:
             code, payload, extra_headers = exc.status, orjson.dumps({"error": str(exc)}), [*_JSON, *exc.headers]
-        except Exception as exc:
+        except Exception as exc:  # a bug of ours: the model's own failures are HTTPErrors by now
             logger.exception("inference failed for model %s", self.model.name)
             code, payload, extra_headers = 500, orjson.dumps({"error": f"{type(exc).__name__}: {exc}"}), _JSON
         await send({"type": "http.response.start", "status": code, "headers": extra_headers})
@@ -89,20 +84,20 @@ class LeanInferApp:
         try:
             document, binary = parse_body(body, None if binary_length is None else binary_length.decode())
             request = decode_request(document, binary)
-            inputs = validate_inputs(spec, request.tensors)
+            inputs = validate_inputs(spec, request.tensors, len(body))
             selected = select_outputs(spec, request.requested_outputs)
         except InputError as exc:
             raise HTTPError(400, str(exc)) from None
         model_start = time.perf_counter()
         try:
             results = await self.model.infer_arrays(inputs)
-        except (InvalidInput, ModelNotReady, Overloaded) as exc:
+        except (InvalidInput, ModelNotReady, Overloaded, ModelFailed, DeviceOutOfMemory) as exc:
             raise _as_http_error(exc) from None
         self._predict_seconds.observe(time.perf_counter() - model_start)
         payload, header_length = encode_response(
             self.model.name,
             spec.version,
-            request.request_id or str(uuid.uuid4()),
+            self.model.response_id(request.request_id),
             [(name, self.model.output_datatypes[name], results[name]) for name in selected],
             set(selected) if request.binary_default else request.binary_outputs,
         )
@@ -115,9 +110,11 @@ class LeanInferApp:
 
 
 def _as_http_error(exc: Exception) -> HTTPError:
-    if isinstance(exc, Overloaded):
-        return HTTPError(503, exc.details, [(b"retry-after", exc.retry_after_header().encode())])
-    return HTTPError(status_code(exc), str(exc))
+    answer = rest_answer(exc)
+    if answer is None:
+        return HTTPError(status_code(exc), str(exc))
+    status, message, headers = answer
+    return HTTPError(status, message, [(k.encode(), v.encode()) for k, v in headers.items()])
 
 
 async def read_body(receive: Receive) -> bytes:
@@ -129,19 +126,3 @@ async def read_body(receive: Receive) -> bytes:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-# uvicorn loads the served app by import string; install() points KServe's ModelServer here.
-serving_app: LeanInferApp | None = None
-IMPORT_STRING = "predictor.fastpath:serving_app"
-
-
-def install(model: ServingModel) -> None:
-    """Serve ``model``'s v2 infer path lean, in front of KServe's app, from the next ModelServer start."""
-    global serving_app
-    from kserve import model_server
-
-    serving_app = LeanInferApp(model_server.app, model)
-    # ModelServer.start() hands this import string to uvicorn; KServe still configures its own app
-    # (routes, middleware, exception handlers), which LeanInferApp forwards to.
-    model_server.FASTAPI_APP_IMPORT_STRING = IMPORT_STRING

@@ -18,9 +18,12 @@ import numpy as np
 from kserve import InferOutput, InferRequest, InferResponse, Model
 from kserve.errors import InvalidInput, ModelNotReady
 from kserve.model import InferenceVerb
+from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 
+from predictor import request_id
 from predictor.batching import BatcherClosedError, BatchingConfig, DynamicBatcher, QueueFullError, Tensors
-from predictor.errors import Overloaded, StartupError
+from predictor.errors import DeviceOutOfMemory, Overloaded, StartupError, model_fault
+from predictor.interop import grpc_infer_response
 from predictor.metrics import ModelMetrics
 from predictor.preprocessing import apply_transforms, instances_to_tensor
 from predictor.runtimes import ModelRuntime, load_runtime
@@ -168,10 +171,18 @@ class ServingModel(Model):  # type: ignore[misc]
             raise InvalidInput(str(exc)) from None
         except BatcherClosedError:
             raise ModelNotReady(self.name, "the server is shutting down") from None
+        except Exception as exc:  # the model's own failure, on this request alone (the batcher isolated it)
+            fault = model_fault(self.name, exc)
+            logger.error("%s", fault.details, exc_info=exc)
+            raise fault from exc
 
-    def decode_v2(self, request: InferRequest) -> DecodedRequest:
+    def response_id(self, own: str | None) -> str:
+        """A v2 response's id: the request's own, else the request id the logs and headers carry."""
+        return own or request_id.current() or str(uuid.uuid4())
+
+    def decode_v2(self, request: InferRequest, body_bytes: int) -> DecodedRequest:
         try:
-            inputs = validate_inputs(self.spec, (infer_input_tensor(i) for i in request.inputs))
+            inputs = validate_inputs(self.spec, (infer_input_tensor(i) for i in request.inputs), body_bytes)
             requested = [o.name for o in request.request_outputs or []]
             outputs = select_outputs(self.spec, requested)
         except InputError as exc:
@@ -197,8 +208,15 @@ class ServingModel(Model):  # type: ignore[misc]
 
     async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> DecodedRequest:
         if isinstance(payload, InferRequest):
-            return self.decode_v2(payload)
+            return self.decode_v2(payload, self._request_bytes(payload, headers))
         return self.decode_v1(payload)
+
+    def _request_bytes(self, request: InferRequest, headers: dict[str, str] | None) -> int:
+        """The REST body's length when known, else the most any request may have (gRPC, chunked)."""
+        declared = (headers or {}).get("content-length", "")
+        if not request.from_grpc and declared.isdigit():
+            return int(declared)
+        return self.settings.max_body_bytes
 
     def validate(self, payload: Any) -> Any:
         # KServe's base check looks for raw JSON keys; ours ran in preprocess on typed data.
@@ -212,10 +230,13 @@ class ServingModel(Model):  # type: ignore[misc]
 
     async def postprocess(
         self, result: Prediction, headers: dict[str, str] | None = None, response_headers: Any = None
-    ) -> dict[str, Any] | InferResponse:
+    ) -> dict[str, Any] | InferResponse | pb.ModelInferResponse:
         request = result.request
         if request.protocol == "v1":
             return {"predictions": result.outputs[request.outputs[0]].tolist()}
+        if request.protocol == "grpc":
+            outputs = [(name, self.output_datatypes[name], result.outputs[name]) for name in request.outputs]
+            return grpc_infer_response(self.name, self.spec.version, self.response_id(request.request_id), outputs)
         infer_outputs = []
         for name in request.outputs:
             array = result.outputs[name]
@@ -223,11 +244,10 @@ class ServingModel(Model):  # type: ignore[misc]
             output.set_data_from_numpy(array, binary_data=False)
             infer_outputs.append(output)
         return InferResponse(
-            response_id=request.request_id or str(uuid.uuid4()),
+            response_id=self.response_id(request.request_id),
             model_name=self.name,
             model_version=self.spec.version,
             infer_outputs=infer_outputs,
-            from_grpc=request.protocol == "grpc",
         )
 
     async def __call__(
@@ -249,6 +269,6 @@ def status_code(exc: BaseException) -> int:
     """The REST status an exception is answered with (gRPC maps the same classes to its codes)."""
     if isinstance(exc, InvalidInput):
         return 400
-    if isinstance(exc, (Overloaded, ModelNotReady)):
+    if isinstance(exc, (Overloaded, ModelNotReady, DeviceOutOfMemory)):
         return 503
     return 500

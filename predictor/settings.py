@@ -7,7 +7,7 @@ here, so every option has one name, one type and one default.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +32,19 @@ class PredictorSettings(BaseSettings):
     fast_path: bool = Field(True, description="Serve v2 REST JSON infer on the lean route (same protocol).")
     # One log line per request costs ~10% of a small model's throughput; metrics count every request.
     access_log: bool = Field(False, description="Log every HTTP request (uvicorn's access log).")
+    # Text for a terminal; the image sets json, one object per line for the cluster's log pipeline.
+    log_format: Literal["json", "text"] = Field("text", description="Log lines as JSON objects or as text.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Least severe level logged; per-request lines appear at debug."
+    )
+    auth_token_file: Path | None = Field(
+        None, description="File of accepted bearer tokens, one per line; unset: no authentication."
+    )
+    # Large enough for a batch of images as JSON, small enough that a few concurrent oversized
+    # bodies cannot exhaust a pod's memory before the model sees them.
+    max_body_bytes: Annotated[
+        int, Field(ge=1024, description="Largest REST body and gRPC message accepted, in bytes.")
+    ] = 64 * 1024 * 1024
     # One Python process in front of a GPU cannot keep it busy; N processes, each with its own
     # model copy and batcher, share the pod's ports (see workers.py).
     workers: Annotated[int, Field(ge=1, description="Server processes in this pod, sharing its ports.")] = 1

@@ -115,6 +115,14 @@ def _exact_array(data: list[Any], dtype: np.dtype[Any], name: str) -> np.ndarray
             raise InputError(
                 f"input {name!r}: values from {low} to {high} do not fit {dtype.name} ({info.min}..{info.max})"
             )
+    if dtype.kind == "f" and (raw.dtype.kind != "f" or raw.dtype.itemsize > dtype.itemsize):
+        # A narrowing cast turns 1e300 into inf (FP32) and 70000 into inf (FP16) with only a warning.
+        with np.errstate(over="raise"):
+            try:
+                return raw.astype(dtype)
+            except FloatingPointError:
+                largest = float(np.finfo(dtype).max)
+                raise InputError(f"input {name!r}: values beyond ±{largest:g} do not fit {dtype.name}") from None
     return raw.astype(dtype, copy=False)
 
 
@@ -131,8 +139,27 @@ def _odd_one(data: list[Any], dtype: np.dtype[Any]) -> Any:
     return data[0]
 
 
-def validate_inputs(spec: ModelSpec, tensors: Iterable[RawTensor]) -> dict[str, np.ndarray]:
-    """All declared inputs, decoded and checked, in a dict keyed by name; batch sizes must agree."""
+def check_fits_body(name: str, shape: tuple[int, ...], body_bytes: int) -> None:
+    """Refuse a shape that declares more elements than the request's bytes can carry.
+
+    Every encoding spends at least one byte per element (a JSON digit, a BOOL, a varint), so a
+    bigger shape is a lie; refusing it before decoding means no decoder ever sizes a buffer from it.
+    """
+    elements = math.prod(shape)
+    if elements > body_bytes:
+        raise InputError(
+            f"input {name!r}: shape {list(shape)} declares {elements} elements, "
+            f"more than a request of {body_bytes} bytes can hold"
+        )
+
+
+def validate_inputs(
+    spec: ModelSpec, tensors: Iterable[RawTensor], body_bytes: int | None = None
+) -> dict[str, np.ndarray]:
+    """All declared inputs, decoded and checked, in a dict keyed by name; batch sizes must agree.
+
+    ``body_bytes`` is the size of the request (or the most it may have), for ``check_fits_body``.
+    """
     arrays: dict[str, np.ndarray] = {}
     for raw in tensors:
         tensor = spec.input_named(raw.name)
@@ -146,6 +173,8 @@ def validate_inputs(spec: ModelSpec, tensors: Iterable[RawTensor]) -> dict[str, 
                 f"input {raw.name!r}: datatype {raw.datatype!r} does not match the declared {tensor.datatype}"
             )
         shape = check_shape(tensor, raw.shape)
+        if body_bytes is not None:
+            check_fits_body(raw.name, shape, body_bytes)
         array = raw.decode(np.dtype(DATATYPE_TO_NUMPY[tensor.datatype]))
         if array.shape != shape:
             raise InputError(f"input {raw.name!r}: data has shape {list(array.shape)}, declared {list(shape)}")

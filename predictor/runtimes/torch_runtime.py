@@ -90,6 +90,16 @@ class TorchRuntime:
         return results
 
     def predict(self, inputs: Tensors) -> Tensors:
+        try:
+            return self._predict(inputs)
+        except torch.OutOfMemoryError:
+            # The failed batch's blocks are free now but still cached by torch's allocator; hand
+            # them back so the retries (each request alone) and other processes can use them.
+            if self._device.type == "cuda":
+                torch.cuda.empty_cache()
+            raise
+
+    def _predict(self, inputs: Tensors) -> Tensors:
         arrays = [inputs[name] for name in self._inputs]
         with torch.inference_mode():
             if self._graphs is not None:

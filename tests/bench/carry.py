@@ -18,7 +18,10 @@ from importlib import metadata
 MODULES = (
     "predictor.__main__",
     "predictor.model",
-    "predictor.fastpath",
+    "predictor.http_app",
+    "predictor.grpc_server",
+    "predictor.logs",
+    "predictor.auth",
     "predictor.worker_server",
     "predictor.runtimes.torch_runtime",
     "prometheus_client.multiprocess",

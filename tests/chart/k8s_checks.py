@@ -159,6 +159,11 @@ class ObjectValidator:
         name = f"{kind}/{obj.get('metadata', {}).get('name')}"
         if (api_version, kind) in KINDS_CHECKED_ELSEWHERE:
             return []
+        from tests.chart.istio_schemas import ISTIO_KINDS  # it builds on this module's metadata schema
+
+        if (api_version, kind) in ISTIO_KINDS:
+            validator = jsonschema.Draft7Validator(ISTIO_KINDS[(api_version, kind)])
+            return [f"{name}: {error.message} at {error.json_path}" for error in validator.iter_errors(obj)]
         crd_validators = {"InferenceService": self.isvc, "CanaryAnalysis": self.canary_analysis}
         if kind in crd_validators:
             return [

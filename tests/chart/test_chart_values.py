@@ -19,6 +19,7 @@ from tests.chart.rendering import CHART_DIR, LINT_KUBE_VERSION, NAMESPACE, RELEA
 README_GENERATOR = CHART_DIR.parents[1] / "hack" / "gen-chart-readme.py"
 STORAGE = {"model": {"storageUri": "s3://models/iris/v1"}}
 CANARY_V2 = {"enabled": True, "storageUri": "s3://models/iris/v2"}
+JWT = {"enabled": True, "jwtRules": [{"issuer": "https://issuer.example", "jwksUri": "https://issuer.example/k"}]}
 GPU_REQUEST = {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": 1}
 
 
@@ -157,6 +158,53 @@ BAD_VALUES = [
         "controller-bad-prometheus-url",
         {"canaryController": {"prometheusUrl": "prometheus:9090"}},
         "at '/canaryController/prometheusUrl'",
+    ),
+    # logging, limits, the token Secret, payload logging, Istio (issue 9)
+    schema_error("log-format", {"predictor": {"logFormat": "xml"}}, "at '/predictor/logFormat'"),
+    schema_error("tiny-body-limit", {"predictor": {"maxBodyBytes": 10}}, "minimum: got 10, want 1,024"),
+    schema_error("payload-mode", {"payloadLogging": {"mode": "both"}}, "at '/payloadLogging/mode'"),
+    schema_error("payload-url", {"payloadLogging": {"url": "broker.default"}}, "at '/payloadLogging/url'"),
+    schema_error(
+        "logger-typo", {"payloadLogging": {"metadataHeader": ["x"]}}, "additional properties 'metadataHeader'"
+    ),
+    schema_error(
+        "claim-without-values",
+        {"istio": {"authorizationPolicy": {"claims": [{"claim": "groups"}]}}},
+        "missing property 'values'",
+    ),
+    schema_error(
+        "jwt-rule-typo",
+        {"istio": {"requestAuthentication": {"jwtRules": [{"issuer": "i", "jwks_uri": "https://k"}]}}},
+        "additional properties 'jwks_uri'",
+    ),
+    schema_error(
+        "secret-name", {"auth": {"token": {"existingSecret": "Not_A_Name"}}}, "at '/auth/token/existingSecret'"
+    ),
+    check_error("token-without-tokens", {"auth": {"token": {"enabled": True}}}, "auth.token.enabled needs the tokens"),
+    check_error(
+        "token-from-both",
+        {"auth": {"token": {"enabled": True, "existingSecret": "s", "value": "t"}}},
+        "not both: the chart does not write into an existing Secret",
+    ),
+    check_error(
+        "policy-admitting-nobody",
+        {"istio": {"authorizationPolicy": {"enabled": True}}},
+        "allows only health, readiness and /metrics until you name who may call",
+    ),
+    check_error(
+        "claims-without-jwt-validation",
+        {"istio": {"authorizationPolicy": {"enabled": True, "claims": [{"claim": "groups", "values": ["a"]}]}}},
+        "match validated JWTs only: enable istio.requestAuthentication",
+    ),
+    check_error(
+        "jwt-without-rules",
+        {"istio": {"requestAuthentication": {"enabled": True}}},
+        "istio.requestAuthentication.enabled needs istio.requestAuthentication.jwtRules",
+    ),
+    check_error(
+        "static-token-and-jwt",
+        {"auth": {"token": {"enabled": True, "value": "t"}}, "istio": {"requestAuthentication": JWT}},
+        "both read the Authorization header",
     ),
 ]
 

@@ -200,7 +200,7 @@ def test_both_variants_carry_servekit_canary() -> None:
     assert pyproject["project"]["scripts"]["servekit-canary"] == "predictor.canary.cli:main"
     canary = {re.split(r"[<>=\[]", dep)[0] for dep in pyproject["project"]["optional-dependencies"]["canary"]}
     assert {"kubernetes", "kopf", "httpx", "rich"} <= canary
-    (install,) = [cmd for cmd in dockerfile().stages[0].all("RUN") if "pip install" in cmd]
+    (install,) = [cmd for cmd in dockerfile().stage("build").all("RUN") if "pip install" in cmd]
     variants = re.findall(r'(\w+)\)\s+extras="\[([^]]*)\]"', install)
     assert variants and all("canary" in extras.split(",") for _, extras in variants), variants
 

@@ -22,7 +22,12 @@ from tests.chart.rendering import KUSTOMIZATIONS, MANIFESTS_DIR, render
 
 Build = Callable[[Path], list[dict[str, Any]]]
 IDS = [path.name for path in KUSTOMIZATIONS]
-EXPECTED_OVERLAYS = {"standard-hpa", "standard-keda", "knative-kpa", "gpu", "knative-canary", "standard-canary"}
+EXPECTED_OVERLAYS = {
+    "standard-hpa", "standard-keda", "knative-kpa", "gpu", "knative-canary", "standard-canary", "payload-logging",
+    "istio-auth",
+}  # fmt: skip
+BASE_KINDS = {"InferenceService", "ServiceAccount", "PodDisruptionBudget", "NetworkPolicy"}
+EXTRA_KINDS = {"istio-auth": {"PeerAuthentication", "AuthorizationPolicy"}}
 
 
 def overlay(name: str) -> Path:
@@ -44,9 +49,7 @@ def test_overlay_builds_into_valid_objects(
     directory: Path, build_overlay: Build, object_validator: ObjectValidator
 ) -> None:
     objects = build_overlay(directory)
-    assert {obj["kind"] for obj in objects} == {
-        "InferenceService", "ServiceAccount", "PodDisruptionBudget", "NetworkPolicy",
-    }  # fmt: skip
+    assert {obj["kind"] for obj in objects} == BASE_KINDS | EXTRA_KINDS.get(directory.name, set())
     problems = [problem for obj in objects for problem in object_validator.problems(obj)]
     assert not problems, "\n".join(problems)
 
@@ -174,3 +177,34 @@ def test_kustomizations_reference_only_existing_files() -> None:
         ]
         for path in paths:
             assert (directory / path).exists(), f"{directory.name}: {path} does not exist"
+
+
+def test_payload_logging_overlay_uses_kserves_logger(build_overlay: Build) -> None:
+    objects = build_overlay(overlay("payload-logging"))
+    logger = one(objects, "InferenceService")["spec"]["predictor"]["logger"]
+    assert logger == {
+        "mode": "all",
+        "url": "http://payload-sink.observability.svc.cluster.local",
+        "metadataHeaders": ["x-request-id"],
+    }
+    # The agent's port 9081 is open: the base NetworkPolicy restricts sources, not ports.
+    assert all("ports" not in rule for rule in one(objects, "NetworkPolicy")["spec"]["ingress"])
+
+
+def test_istio_auth_overlay_locks_the_predictor_down(build_overlay: Build) -> None:
+    objects = build_overlay(overlay("istio-auth"))
+    service = one(objects, "InferenceService")
+    assert service["metadata"]["labels"]["networking.kserve.io/visibility"] == "cluster-local"
+    assert service["metadata"]["labels"]["app.kubernetes.io/name"] == "servekit"  # the base labels stay
+    (pod,) = pod_templates(service)
+    (_, container) = next(predictor_containers(service))
+    assert env_of(container)["PREDICTOR_AUTH_TOKEN_FILE"] == "/var/run/secrets/servekit/auth/token"
+    assert {"name": "auth-token", "mountPath": "/var/run/secrets/servekit/auth", "readOnly": True} in container[
+        "volumeMounts"
+    ]
+    assert {"name": "auth-token", "secret": {"secretName": "iris-predictor-token", "defaultMode": 0o444}} in pod.spec[
+        "volumes"
+    ]
+    for kind in ("PeerAuthentication", "AuthorizationPolicy"):
+        assert labels_match(one(objects, kind)["spec"]["selector"]["matchLabels"], pod.spec["labels"]), kind
+    assert one(objects, "PeerAuthentication")["spec"]["mtls"]["mode"] == "STRICT"

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 
-from tests.integration.conftest import run_server
 from tests.integration.server import Server
 from tests.integration.test_bad_input import V2_CASES
 
 GOOD = {"inputs": [{"name": "features", "datatype": "FP32", "shape": [2, 4], "data": [5.1, 3.5, 1.4, 0.2] * 2}]}
-
-
-@pytest.fixture(scope="module")
-def kserve_route_server(tmp_path_factory: pytest.TempPathFactory, iris_dir: Path) -> Iterator[Server]:
-    yield from run_server(tmp_path_factory, Server(iris_dir, "iris", args=["--no-fast_path"]))
 
 
 def outputs(body: dict[str, Any]) -> list[tuple[str, str, list[int], list[Any]]]:

@@ -42,6 +42,14 @@ def no_server(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(kserve, "ModelServer", _NoServer)
 
 
+@pytest.fixture(autouse=True)
+def keep_pytests_logging(monkeypatch: pytest.MonkeyPatch) -> None:
+    """main() would take over the test process's logging and excepthooks; real servers test that."""
+    import predictor.logs
+
+    monkeypatch.setattr(predictor.logs, "configure", lambda *args, **kwargs: None)
+
+
 @pytest.fixture(scope="module")
 def iris_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("cli") / "iris"
@@ -234,3 +242,55 @@ def test_workers_with_a_bad_manifest_fail_before_starting_any(
 ) -> None:
     assert main(["--model_dir", str(tmp_path), "--workers", "3", *free_ports()]) == 2
     assert _one_error_line(capsys) == f"predictor: error: no model.yaml in model directory '{tmp_path}'"
+
+
+# ---- logging, auth and limit flags ----------------------------------------------------------------
+
+
+def test_hardening_defaults_and_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    settings = _settings()
+    assert (settings.log_format, settings.log_level) == ("text", "info")
+    assert settings.auth_token_file is None
+    assert settings.max_body_bytes == 64 * 1024 * 1024
+    monkeypatch.setenv("PREDICTOR_LOG_FORMAT", "json")
+    monkeypatch.setenv("PREDICTOR_LOG_LEVEL", "debug")
+    monkeypatch.setenv("PREDICTOR_AUTH_TOKEN_FILE", str(tmp_path / "token"))
+    monkeypatch.setenv("PREDICTOR_MAX_BODY_BYTES", "4096")
+    settings = _settings()
+    assert (settings.log_format, settings.log_level) == ("json", "debug")
+    assert settings.auth_token_file == tmp_path / "token"
+    assert settings.max_body_bytes == 4096
+    flagged = _settings("--log_format", "text", "--max_body_bytes", "2048", "--auth_token_file", "/run/t")
+    assert (flagged.log_format, flagged.max_body_bytes, flagged.auth_token_file) == ("text", 2048, Path("/run/t"))
+
+
+def test_help_lists_the_hardening_flags() -> None:
+    text = build_parser().format_help()
+    for flag in ["--log_format", "--log_level", "--auth_token_file", "--max_body_bytes"]:
+        assert re.search(rf"(^|\s){re.escape(flag)}\b", text), f"{flag} missing from --help"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "field"),
+    [("PREDICTOR_LOG_FORMAT", "xml", "log_format"), ("PREDICTOR_MAX_BODY_BYTES", "100", "max_body_bytes")],
+)
+def test_bad_hardening_values(
+    iris_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    value: str,
+    field: str,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    assert main(["--model_dir", str(iris_dir)]) == 2
+    assert _one_error_line(capsys).startswith(f"predictor: error: bad settings: {field}: ")
+
+
+def test_missing_token_file_fails_before_loading(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "token"
+    # The model directory does not exist either: the token file is checked first, before a slow model load.
+    assert main(["--model_dir", str(tmp_path / "no-model"), "--auth_token_file", str(missing)]) == 2
+    line = _one_error_line(capsys)
+    assert line.startswith(f"predictor: error: --auth_token_file {missing}: ")
+    assert "No such file" in line

@@ -162,3 +162,10 @@ A writable /tmp: the predictor writes nowhere else, the root filesystem is read-
 - name: tmp
   mountPath: /tmp
 {{- end -}}
+
+{{/*
+Secret with the predictor's bearer tokens: an existing one, or the one the chart creates.
+*/}}
+{{- define "servekit.authSecretName" -}}
+{{- .Values.auth.token.existingSecret | default (printf "%s-auth" (include "servekit.fullname" .)) -}}
+{{- end -}}

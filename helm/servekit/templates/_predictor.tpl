@@ -88,6 +88,16 @@ containers:
         value: {{ $values.predictor.batching.maxLatencyMs | quote }}
       - name: PREDICTOR_MAX_QUEUE_SIZE
         value: {{ $values.predictor.batching.maxQueueSize | quote }}
+      - name: PREDICTOR_LOG_FORMAT
+        value: {{ $values.predictor.logFormat | quote }}
+      - name: PREDICTOR_LOG_LEVEL
+        value: {{ $values.predictor.logLevel | quote }}
+      - name: PREDICTOR_MAX_BODY_BYTES
+        value: {{ $values.predictor.maxBodyBytes | int64 | quote }}
+      {{- if $values.auth.token.enabled }}
+      - name: PREDICTOR_AUTH_TOKEN_FILE
+        value: {{ printf "%s/%s" $values.auth.token.mountPath $values.auth.token.secretKey | quote }}
+      {{- end }}
       {{- with $values.predictor.extraEnv }}
       {{- toYaml . | nindent 6 }}
       {{- end }}
@@ -131,6 +141,19 @@ containers:
       {{- toYaml $values.predictor.containerSecurityContext | nindent 6 }}
     volumeMounts:
       {{- include "servekit.tmpVolumeMount" $root | nindent 6 }}
+      {{- if $values.auth.token.enabled }}
+      # The whole Secret, never a subPath: kubelet rotates it by swapping a symlink in this
+      # directory, and the predictor re-reads the file when it changes.
+      - name: auth-token
+        mountPath: {{ $values.auth.token.mountPath }}
+        readOnly: true
+      {{- end }}
 volumes:
   {{- include "servekit.tmpVolume" $root | nindent 2 }}
+  {{- if $values.auth.token.enabled }}
+  - name: auth-token
+    secret:
+      secretName: {{ include "servekit.authSecretName" $root }}
+      defaultMode: 0444
+  {{- end }}
 {{- end -}}

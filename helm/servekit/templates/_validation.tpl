@@ -10,6 +10,7 @@ would reject, or would silently ignore. All problems are reported at once.
 {{- $messages = concat $messages (include "servekit.validate.gpu" . | fromYamlArray) -}}
 {{- $messages = concat $messages (include "servekit.validate.canary" . | fromYamlArray) -}}
 {{- $messages = concat $messages (include "servekit.validate.policy" . | fromYamlArray) -}}
+{{- $messages = concat $messages (include "servekit.validate.access" . | fromYamlArray) -}}
 {{- if $messages -}}
 {{- fail (printf "\n\nVALUES VALIDATION:\n- %s" (join "\n- " $messages)) -}}
 {{- end -}}
@@ -171,5 +172,33 @@ Pod fields that one deployment mode does not support.
 {{- else if not (or $hasMin $hasMax) }}
 - "pdb: set pdb.minAvailable or pdb.maxUnavailable"
 {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Authentication and Istio policies that would lock every client out, or silently check nothing.
+*/}}
+{{- define "servekit.validate.access" -}}
+{{- $token := .Values.auth.token -}}
+{{- if and $token.enabled (not $token.existingSecret) (not (trim $token.value)) }}
+- "auth.token.enabled needs the tokens: set auth.token.existingSecret to a Secret you created, or auth.token.value"
+{{- end }}
+{{- if and $token.existingSecret $token.value }}
+- "set auth.token.existingSecret or auth.token.value, not both: the chart does not write into an existing Secret"
+{{- end }}
+{{- $istio := .Values.istio -}}
+{{- $policy := $istio.authorizationPolicy -}}
+{{- $jwt := $istio.requestAuthentication -}}
+{{- if and $policy.enabled (not (or $policy.namespaces $policy.principals $policy.requestPrincipals $policy.claims)) }}
+- "istio.authorizationPolicy.enabled allows only health, readiness and /metrics until you name who may call: set namespaces, principals, requestPrincipals or claims"
+{{- end }}
+{{- if and $policy.enabled (or $policy.requestPrincipals $policy.claims) (not $jwt.enabled) }}
+- "istio.authorizationPolicy.requestPrincipals and claims match validated JWTs only: enable istio.requestAuthentication with jwtRules"
+{{- end }}
+{{- if and $token.enabled $jwt.enabled }}
+- "auth.token and istio.requestAuthentication both read the Authorization header (a static token is not a JWT): use one of them"
+{{- end }}
+{{- if and $jwt.enabled (not $jwt.jwtRules) }}
+- "istio.requestAuthentication.enabled needs istio.requestAuthentication.jwtRules (issuer and jwksUri or jwks)"
 {{- end }}
 {{- end -}}

@@ -1,0 +1,33 @@
+"""A scikit-learn-shaped estimator with injected faults, for the fault-isolation tests.
+
+A row holding 13 raises like a buggy model; 7 raises torch's CUDA out-of-memory error (the class
+the CUDA allocator raises); 99 holds the model for ``hold_s`` so that requests queue behind it and
+merge into one batch. Every other row predicts 0. The server unpickles it, so it lives in an
+importable module (the test server's PYTHONPATH).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+FAULT = 13.0
+OUT_OF_MEMORY = 7.0
+HOLD = 99.0
+
+
+class InjectedFaults:
+    def __init__(self, hold_s: float) -> None:
+        self.hold_s = hold_s
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        if (features == HOLD).any():
+            time.sleep(self.hold_s)
+        if (features == FAULT).any():
+            raise RuntimeError("injected fault: a feature is 13")
+        if (features == OUT_OF_MEMORY).any():
+            import torch
+
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (injected)")
+        return np.zeros(len(features), dtype=np.int64)
