@@ -12,10 +12,11 @@ GRPC_PORT ?= 8081
 PYTEST_ARGS ?=
 # e.g. E2E_ARGS=--keep to leave the kind cluster up after `make e2e`
 E2E_ARGS ?=
-# e.g. BENCH_ARGS=--quick for a short smoke run (`python -m tests.bench --help` lists the flags)
+# e.g. BENCH_ARGS=--quick for a short smoke run (`python -m tests.bench --help` lists the flags;
+# `make bench-gpu BENCH_ARGS="--matrix full"` for the GPU benchmark)
 BENCH_ARGS ?=
 
-.PHONY: help serve models test test-tools lint unit integration chart bench soak e2e image clean
+.PHONY: help serve models test test-tools lint unit integration chart bench bench-gpu soak e2e image clean
 
 help: ## list the verbs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -68,6 +69,9 @@ chart: $(VENV)/.dev-installed ## render and validate the Helm chart and the mani
 
 bench: $(VENV)/.dev-installed ## throughput/latency against KServe, MLServer and a bare ASGI app (writes results/)
 	$(PY) -m tests.bench $(BENCH_ARGS)
+
+bench-gpu: $(VENV)/.dev-installed ## GPU benchmark: batching, workers, FP16, CUDA graphs on a transformer (needs a CUDA GPU)
+	$(PY) -m tests.bench --gpu $(BENCH_ARGS)
 
 soak: $(VENV)/.dev-installed test-tools ## 60 s at high concurrency against a real server: 0 errors, memory flat (prints the figures)
 	SERVEKIT_SOAK=1 $(VENV)/bin/pytest tests/soak -m soak -s $(PYTEST_ARGS)

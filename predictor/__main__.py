@@ -12,9 +12,13 @@ import logging
 import socket
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
+
+if TYPE_CHECKING:
+    from predictor.settings import PredictorSettings
 
 logger = logging.getLogger("predictor")
 
@@ -37,8 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve a scikit-learn or PyTorch model directory over KServe v1, v2 REST and v2 gRPC.",
         formatter_class=_HelpFormatter,
     )
-    # KServe defaults the model name to "model"; ours comes from the manifest unless given.
-    parser.set_defaults(model_name=None)
+    # KServe defaults the model name to "model"; ours comes from the manifest unless given. Its
+    # --workers (uvicorn processes forked with the parent's model) becomes ours: see workers.py.
+    parser.set_defaults(model_name=None, workers=None)
+    for action in parser._actions:
+        if action.dest == "workers":
+            action.help = (
+                "server processes in this pod, each loading its own model copy, sharing the REST and gRPC ports "
+                "(default 1; also PREDICTOR_WORKERS)"
+            )
     ours = parser.add_argument_group("servekit predictor (each flag also reads PREDICTOR_<FLAG>)")
     ours.add_argument("--model_dir", help="directory with model.yaml and the artifact (default /mnt/models)")
     ours.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: the manifest's runtime.device)")
@@ -65,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 SETTING_FLAGS = (
     "model_dir", "model_name", "device", "batching", "max_batch_size", "max_latency_ms", "max_queue_size", "fast_path",
-    "access_log", "log_format", "log_level", "auth_token_file", "max_body_bytes",
+    "access_log", "log_format", "log_level", "auth_token_file", "max_body_bytes", "workers",
 )  # fmt: skip
 
 
@@ -98,8 +109,6 @@ def fail(message: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.workers != 1:
-        return fail(f"--workers {args.workers}: one process per pod serves one model; scale with replicas")
     try:
         settings = settings_from_args(args)
     except ValidationError as exc:
@@ -107,16 +116,41 @@ def main(argv: list[str] | None = None) -> int:
 
         return fail(f"bad settings: {describe_errors(exc)}")
 
+    from predictor import workers
+
+    if workers.is_worker():  # one of the processes a supervisor below started
+        return workers.run_worker(args, settings, serve)
     ports = {"--http_port": args.http_port}
     if args.enable_grpc:
         ports["--grpc_port"] = args.grpc_port
     if problem := busy_port(ports):
         return fail(problem)
+    if settings.workers > 1:
+        from predictor.spec import SpecError
 
+        configure_logging(args, settings)
+        try:
+            return workers.supervise(sys.argv[1:] if argv is None else argv, settings)
+        except SpecError as exc:
+            return fail(str(exc))
+    return serve(args, settings)
+
+
+def configure_logging(args: argparse.Namespace, settings: PredictorSettings) -> None:
+    """Every logger in the chosen format (logs.py), unless --configure_logging false."""
+    if args.configure_logging:
+        from predictor import logs
+
+        logs.configure(settings, args.log_config_file)
+
+
+def serve(args: argparse.Namespace, settings: PredictorSettings, server_class: Callable[..., Any] | None = None) -> int:
+    """Load the model and serve it until SIGTERM: the whole server, or one worker of several
+    (``server_class`` is then the worker's ModelServer, see workers.py)."""
     import kserve
     from kserve import model_server
 
-    from predictor import errors, grpc_server, http_app, logs
+    from predictor import errors, grpc_server, http_app
     from predictor.artifacts import ArtifactError
     from predictor.auth import TokenFileError, load_tokens
     from predictor.errors import StartupError
@@ -124,8 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     from predictor.runtimes import RuntimeLoadError
     from predictor.spec import SpecError
 
-    if args.configure_logging:  # before loading, so start-up progress is logged in the chosen format
-        logs.configure(settings, args.log_config_file)
+    configure_logging(args, settings)  # before loading, so start-up progress is logged in the chosen format
     try:
         tokens = load_tokens(settings.auth_token_file)
     except TokenFileError as exc:
@@ -146,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     errors.add_handlers(model_server.app)
     http_app.install(model, settings, tokens)
     grpc_server.install(settings, tokens)
-    server = kserve.ModelServer(
+    server = (server_class or kserve.ModelServer)(
         http_port=args.http_port,
         grpc_port=args.grpc_port,
         workers=1,

@@ -1,6 +1,15 @@
-"""Prometheus metrics of the predictor, served by KServe's ``/metrics`` beside its own histograms."""
+"""Prometheus metrics of the predictor, served by KServe's ``/metrics`` beside its own histograms.
+
+With ``--workers N`` every worker writes its values to prometheus_client's multiprocess files
+and ``/metrics`` sums them (workers.py); the definitions here hold for both.
+"""
 
 from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -25,8 +34,14 @@ BATCH_REQUESTS = Histogram(
     ["model"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )
-QUEUE_DEPTH = Gauge("servekit_queue_depth", "Requests waiting for a batch.", ["model"])
+# livesum: with several workers, the sum over the live ones (a dead worker's queue is gone).
+QUEUE_DEPTH = Gauge("servekit_queue_depth", "Requests waiting for a batch.", ["model"], multiprocess_mode="livesum")
 QUEUE_REJECTIONS = Counter("servekit_queue_rejections", "Requests refused because the queue was full.", ["model"])
+WORKER_RESTARTS = Counter(
+    "servekit_worker_restarts", "Worker processes started in place of one that died (--workers above 1)."
+)
+# How often a worker copies its queue depth to its metrics file (multiprocess mode only).
+QUEUE_SAMPLE_S = 0.5
 
 
 class ModelMetrics:
@@ -40,6 +55,22 @@ class ModelMetrics:
         self._batch_requests = BATCH_REQUESTS.labels(model)
         self.queue_depth = QUEUE_DEPTH.labels(model)
         self.rejections = QUEUE_REJECTIONS.labels(model)
+
+    def track_queue_depth(self, read: Callable[[], int]) -> None:
+        """Publish the batcher's queue depth: read at scrape time in a single server; with several
+        workers, copied to this worker's metrics file every QUEUE_SAMPLE_S, since prometheus_client's
+        multiprocess mode sums files and a function gauge has none."""
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            self.queue_depth.set_function(read)
+            return
+        gauge = self.queue_depth
+
+        def copy_forever() -> None:
+            while True:
+                gauge.set(read())
+                time.sleep(QUEUE_SAMPLE_S)
+
+        threading.Thread(target=copy_forever, name=f"queue-depth-{self.model}", daemon=True).start()
 
     def observe_request(self, protocol: str, code: int, seconds: float) -> None:
         counter = self._counts.get((protocol, code))

@@ -90,7 +90,9 @@ class ServingModel(Model):  # type: ignore[misc]
     # ---- lifecycle -------------------------------------------------------------------------
 
     def load(self) -> bool:
-        runtime = load_runtime(self.spec, self.settings.model_dir, self.settings.device)
+        runtime = load_runtime(
+            self.spec, self.settings.model_dir, self.settings.device, max_batch_size=self.settings.max_batch_size
+        )
         self._check_outputs(runtime)
         self.runtime = runtime
         if self.settings.batching:
@@ -103,7 +105,7 @@ class ServingModel(Model):  # type: ignore[misc]
             config = BatchingConfig(max_batch_size=1, max_latency_ms=0, max_queue_size=self.settings.max_queue_size)
         self._batcher = DynamicBatcher(self._run_batch, config, name=self.name, on_batch=self.metrics.observe_batch)
         batcher = self._batcher
-        self.metrics.queue_depth.set_function(lambda: batcher.queue_depth)
+        self.metrics.track_queue_depth(lambda: batcher.queue_depth)
         self.ready = True
         logger.info("model %s (%s) ready on %s; batching %s", self.name, self.spec.framework, runtime.device, config)
         return self.ready

@@ -45,6 +45,9 @@ class PredictorSettings(BaseSettings):
     max_body_bytes: Annotated[
         int, Field(ge=1024, description="Largest REST body and gRPC message accepted, in bytes.")
     ] = 64 * 1024 * 1024
+    # One Python process in front of a GPU cannot keep it busy; N processes, each with its own
+    # model copy and batcher, share the pod's ports (see workers.py).
+    workers: Annotated[int, Field(ge=1, description="Server processes in this pod, sharing its ports.")] = 1
 
     @field_validator("device")
     @classmethod

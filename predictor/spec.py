@@ -156,6 +156,9 @@ class Runtime(_Strict):
     half_precision: bool = False
     # Threads for intra-op parallelism (torch); 0 keeps the framework's default.
     threads: Annotated[int, Field(ge=0)] = 0
+    # torch on CUDA: capture the model as CUDA graphs at load, one per batch-size bucket; for models
+    # whose rows do not mix (each row's output depends on that row only) and fixed input shapes.
+    cuda_graphs: bool = False
 
     @field_validator("device")
     @classmethod
@@ -193,6 +196,8 @@ class ModelSpec(_Strict):
             duplicates = sorted({n for n in names if names.count(n) > 1})
             if duplicates:
                 raise ValueError(f"{group} names must be unique, repeated: {duplicates}")
+        if self.runtime.cuda_graphs and self.framework != "torch":
+            raise ValueError(f"runtime.cuda_graphs is for torch models, this one is {self.framework}")
         pre = self.preprocessing
         if (pre.feature_order or pre.scaling or pre.cast) and len(self.inputs) != 1:
             raise ValueError("feature_order, scaling and cast need exactly one input tensor")

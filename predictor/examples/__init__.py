@@ -1,5 +1,7 @@
-"""Example models, made from data that scikit-learn ships (nothing is downloaded).
+"""Example models, made from data that scikit-learn ships or from seeded random weights (nothing
+is downloaded).
 
-``python -m predictor.examples sklearn --out models/iris`` and ``... torch --out models/digits``
-write a model directory (artifact + ``model.yaml``) that ``python -m predictor`` serves.
+``python -m predictor.examples sklearn --out models/iris``, ``... torch --out models/digits`` and
+``... transformer --out models/textclf`` write a model directory (artifact + ``model.yaml``) that
+``python -m predictor`` serves.
 """

@@ -1,4 +1,4 @@
-"""``python -m predictor.examples {sklearn,torch} --out DIR``: write an example model directory."""
+"""``python -m predictor.examples {sklearn,torch,transformer} --out DIR``: write an example model directory."""
 
 from __future__ import annotations
 
@@ -28,6 +28,14 @@ def main(argv: list[str] | None = None) -> int:
         default="torch_export",
         help="artifact format; TorchScript is deprecated in torch 2.13 (default: %(default)s)",
     )
+    tf = sub.add_parser(
+        "transformer", help="transformer text classifier, random weights, torch.export (model name 'textclf')"
+    )
+    tf.add_argument("--out", type=Path, required=True, help="model directory to write")
+    tf.add_argument("--name", default="textclf", help="model name in the manifest (default: %(default)s)")
+    tf.add_argument("--layers", type=int, default=4, help="encoder layers (default: %(default)s)")
+    tf.add_argument("--width", type=int, default=256, help="model width, d_model (default: %(default)s)")
+    tf.add_argument("--length", type=int, default=128, help="tokens per request (default: %(default)s)")
     args = parser.parse_args(argv)
 
     if args.kind == "sklearn":
@@ -36,13 +44,21 @@ def main(argv: list[str] | None = None) -> int:
         spec = sklearn_iris.build(args.out, name=args.name)
     else:
         try:
-            from predictor.examples import torch_digits
+            from predictor.examples import torch_digits, torch_transformer
         except ImportError:
-            print("error: the torch example needs torch; install servekit[torch]", file=sys.stderr)
+            print(f"error: the {args.kind} example needs torch; install servekit[torch]", file=sys.stderr)
             return 2
-        spec = torch_digits.build(
-            args.out, name=args.name, hidden=args.hidden, depth=args.depth, epochs=args.epochs, fmt=args.format
-        )
+        if args.kind == "torch":
+            spec = torch_digits.build(
+                args.out, name=args.name, hidden=args.hidden, depth=args.depth, epochs=args.epochs, fmt=args.format
+            )
+        else:
+            try:
+                spec = torch_transformer.build(
+                    args.out, name=args.name, layers=args.layers, width=args.width, length=args.length
+                )
+            except ValueError as exc:
+                parser.error(str(exc))
     print(f"wrote model {spec.name!r} ({spec.framework}) to {args.out}")
     return 0
 

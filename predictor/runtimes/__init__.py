@@ -36,7 +36,7 @@ class ModelRuntime(Protocol):
 
 
 class RuntimeLoader(Protocol):
-    def __call__(self, spec: ModelSpec, model_dir: Path, device: str | None) -> ModelRuntime: ...
+    def __call__(self, spec: ModelSpec, model_dir: Path, device: str | None, max_batch_size: int) -> ModelRuntime: ...
 
 
 # framework -> module; imported only when used so a scikit-learn server never pays for importing torch.
@@ -46,10 +46,13 @@ _LOADERS: dict[str, str] = {
 }
 
 
-def load_runtime(spec: ModelSpec, model_dir: str | Path, device: str | None = None) -> ModelRuntime:
+def load_runtime(
+    spec: ModelSpec, model_dir: str | Path, device: str | None = None, *, max_batch_size: int = 32
+) -> ModelRuntime:
     """Load the model directory's artifact with the runtime for its framework.
 
-    ``device`` overrides the manifest's ``runtime.device`` (the ``--device`` flag).
+    ``device`` overrides the manifest's ``runtime.device`` (the ``--device`` flag);
+    ``max_batch_size`` is the most rows the batcher merges (CUDA graphs are captured up to it).
     """
     module_name = _LOADERS.get(spec.framework)
     if module_name is None:
@@ -62,4 +65,4 @@ def load_runtime(spec: ModelSpec, model_dir: str | Path, device: str | None = No
             f"install servekit[{spec.framework}]"
         ) from None
     loader: RuntimeLoader = module.load
-    return loader(spec, Path(model_dir), device)
+    return loader(spec, Path(model_dir), device, max_batch_size)

@@ -43,7 +43,8 @@ class SklearnRuntime:
         return results
 
 
-def load(spec: ModelSpec, model_dir: Path, device: str | None) -> SklearnRuntime:
+def load(spec: ModelSpec, model_dir: Path, device: str | None, max_batch_size: int = 32) -> SklearnRuntime:
+    """``max_batch_size`` is not needed here: any batch size runs as it comes."""
     requested = device or spec.runtime.device
     if requested not in ("auto", "cpu"):
         raise RuntimeLoadError(f"scikit-learn models run on the CPU only, got device {requested!r}")

@@ -22,6 +22,8 @@ MIN_RATIO_TO_BARE = 0.6
 MAX_P99_OVER_P50 = 3.0
 MIN_BATCHING_SPEEDUP = 4.0
 MAX_STARTUP_S = 5.0
+# Issue 11, on the 2-core machine: --workers 2 beats one worker in the same run.
+MIN_WORKERS_SPEEDUP = 1.0
 
 PASS = "PASS"
 MISSED = "MISSED"
@@ -241,6 +243,31 @@ def torch_checks(on: TargetResult | None, off: TargetResult | None) -> list[Chec
     return [Check("torch batching on/off", ratio(on, off), ">=", MIN_BATCHING_SPEEDUP)]
 
 
+def workers_checks(rows: Mapping[str, TargetResult], connections: int) -> list[Check]:
+    """--workers 2 over 1; and for each run, the server's request count against the load tool's.
+
+    The load tool counts the answers it read; at the end of each of its two phases (warm-up and
+    measurement) up to ``connections`` answers were sent but not read, so the server may count
+    that many more, never fewer.
+    """
+    checks = [Check("workers 2/1, iris", ratio(rows.get("w2"), rows.get("w1")), ">=", MIN_WORKERS_SPEEDUP)]
+    for row in rows.values():
+        counted, completed = row.extra.get("server_counted"), row.extra.get("client_completed")
+        surplus = None if counted is None or completed is None else float(counted - completed)
+        checks.append(Check(f"{row.label}: counted - answered", surplus, ">=", 0, unit=" req"))
+        checks.append(Check(f"{row.label}: counted - answered", surplus, "<=", 2 * connections, unit=" req"))
+    return checks
+
+
+def requests_total(metrics_text: str) -> float:
+    """The sum of every servekit_requests_total sample in a Prometheus text exposition."""
+    total = 0.0
+    for line in metrics_text.splitlines():
+        if line.startswith(("servekit_requests_total{", "servekit_requests_total ")):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
 def startup_checks(startup: Mapping[str, float | None]) -> list[Check]:
     return [Check(f"start-up {name}", value, "<=", MAX_STARTUP_S, unit="s") for name, value in startup.items()]
 
@@ -311,19 +338,24 @@ def format_rows(rows: Sequence[TargetResult], ratio_to: Mapping[str, TargetResul
             cells.append(_fmt(ratio(r, den), ".2f") + ("x" if ratio(r, den) is not None else ""))
         cells.append(_shorten(r.status if not r.note else f"{r.status}: {r.note}", NOTE_WIDTH))
         table.append(cells)
+    return fixed_width(headers, table)
+
+
+def fixed_width(headers: Sequence[str], table: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell: the first and last (names, status) to the left, numbers
+    to the right; a rule under the headers."""
     widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h) for i, h in enumerate(headers)]
-    lines = [
-        "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths, strict=True)))
-    ]
-    lines.append("  ".join("-" * w for w in widths))
-    for row in table:
-        lines.append(
-            "  ".join(
-                c.ljust(w) if i in (0, len(row) - 1) else c.rjust(w)
-                for i, (c, w) in enumerate(zip(row, widths, strict=True))
-            )
+    last = len(headers) - 1
+
+    def line(cells: Sequence[str], header: bool) -> str:
+        return "  ".join(
+            c.ljust(w) if i == 0 or (i == last and not header) else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         )
-    return "\n".join(line.rstrip() for line in lines)
+
+    lines = [line(headers, header=True), "  ".join("-" * w for w in widths)]
+    lines += [line(row, header=False) for row in table]
+    return "\n".join(text.rstrip() for text in lines)
 
 
 def format_checks(checks: Sequence[Check]) -> str:

@@ -10,7 +10,9 @@ In one run on this machine it starts, one at a time and each alone:
 all serving the same joblib file, and drives each with the same bounded load (wrk where
 installed, else an asyncio generator): 1x4 FP32 v2 JSON requests on keep-alive connections to
 127.0.0.1 for a fixed time. Then the predictor with the torch example model, batching on and
-off, at 32 connections; then the predictor's start-up time for both example models.
+off, at 32 connections; then the predictor on iris with ``--workers 1`` and ``2`` (issue 11),
+checking its request count against the load tool's; then its start-up time for both example
+models. ``--gpu`` runs the GPU benchmark instead (tests/bench/gpu.py).
 
 Prints progress on stderr and the tables on stdout; writes results/bench-<time>.json and .png.
 Exits 0 when everything ran, whether or not the targets were met (MISSED is printed), 1 when
@@ -45,11 +47,13 @@ from tests.bench.report import (
     format_checks,
     format_rows,
     median,
+    requests_total,
     sklearn_checks,
     startup_checks,
     torch_checks,
+    workers_checks,
 )
-from tests.bench.servers import Server, ServerError, free_ports, post_json, running
+from tests.bench.servers import Server, ServerError, free_ports, http_request, post_json, running
 
 REPO = Path(__file__).resolve().parents[2]
 SKLEARN_MODEL = "iris"
@@ -119,6 +123,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="interleaved rounds of every target; each row is the round with the median req/s",
     )
     p.add_argument("--skip-torch", action="store_true", help="skip the torch batching on/off runs")
+    p.add_argument("--skip-workers", action="store_true", help="skip the --workers 1 and 2 runs")
+    p.add_argument(
+        "--gpu",
+        action="store_true",
+        help="run the GPU benchmark instead (issue 11); it has flags of its own: --gpu --help",
+    )
     p.add_argument(
         "--startup-runs",
         type=int,
@@ -163,11 +173,11 @@ def examples_available() -> bool:
     return (REPO / "predictor" / "examples" / "__main__.py").is_file()
 
 
-def make_example(python: str, kind: str, out: Path, log: Path) -> None:
+def make_example(python: str, kind: str, out: Path, log: Path, *options: str) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as f:
         rc = subprocess.run(
-            [python, "-m", "predictor.examples", kind, "--out", str(out)],
+            [python, "-m", "predictor.examples", kind, "--out", str(out), *options],
             cwd=REPO,
             stdout=f,
             stderr=subprocess.STDOUT,
@@ -327,12 +337,12 @@ def check_answer(server: Server, path: str, body: Path, expected: int | None, na
     return int(label)
 
 
-def _fail_on_errors(name: str, result: LoadResult, phase: str) -> None:
+def fail_on_errors(name: str, result: LoadResult, phase: str) -> None:
     if result.non_2xx or result.socket_errors:
         raise BenchError(f"{name}: {result.non_2xx} non-2xx responses, {result.socket_errors} socket errors {phase}")
 
 
-def _fail_if_exited(server: Server, phase: str) -> None:
+def fail_if_exited(server: Server, phase: str) -> None:
     code = server.proc.poll() if server.proc is not None else None
     if code is not None:
         raise BenchError(
@@ -342,20 +352,31 @@ def _fail_if_exited(server: Server, phase: str) -> None:
         )
 
 
-def drive(ctx: Context, server: Server, path: str, body: Path, connections: int) -> LoadResult:
+def drive(ctx: Context, server: Server, path: str, body: Path, connections: int) -> tuple[int, LoadResult]:
+    """Warm-up, then the measured load: the warm-up's completed requests, and the measured result."""
     a = ctx.args
+    warm_requests = 0
     if a.warmup > 0:
         spec = loadgen.LoadSpec(connections, a.warmup, a.threads)
         warm = loadgen.run_load(ctx.tool, server.port, path, body, spec)
-        _fail_if_exited(server, "in warm-up")
-        _fail_on_errors(server.name, warm, "in warm-up")
+        fail_if_exited(server, "in warm-up")
+        fail_on_errors(server.name, warm, "in warm-up")
+        warm_requests = warm.requests
     spec = loadgen.LoadSpec(connections, a.duration, a.threads)
     result = loadgen.run_load(ctx.tool, server.port, path, body, spec)
-    _fail_if_exited(server, "under load")
+    fail_if_exited(server, "under load")
     if result.requests == 0:
         raise BenchError(f"{server.name}: no request completed under load")
-    _fail_on_errors(server.name, result, "under load")
-    return result
+    fail_on_errors(server.name, result, "under load")
+    return warm_requests, result
+
+
+def requests_counted(server: Server) -> float:
+    """The server's own count of answered inference requests (servekit_requests_total, all labels)."""
+    status, text = http_request(server.port, "GET", "/metrics")
+    if status != 200:
+        raise BenchError(f"{server.name}: /metrics answered {status}")
+    return requests_total(text.decode())
 
 
 BUSY_WARNING = 0.25
@@ -381,7 +402,10 @@ def bench_target(
     expected: int | None,
     names: tuple[str, ...],
     connections: int,
+    count_requests: bool = False,
 ) -> TargetResult:
+    """Start ``server``, check one answer, load it; with ``count_requests``, also compare the
+    requests the load tool completed with those the server's /metrics counted."""
     row = TargetResult(key, label)
     path = f"/v2/models/{model}/infer"
     busy = machine_busy()
@@ -394,10 +418,14 @@ def bench_target(
         with running(server):
             row.startup_s = server.startup_s
             progress(f"{label}: ready in {server.startup_s:.2f} s on port {server.port}; checking one answer")
+            counted_before = requests_counted(server) if count_requests else 0.0
             row.extra["label_answered"] = check_answer(server, path, body, expected, names)
             a = ctx.args
             progress(f"{label}: {a.warmup:g} s warm-up + {a.duration:g} s load, {connections} connections")
-            row.load = drive(ctx, server, path, body, connections)
+            warm_requests, row.load = drive(ctx, server, path, body, connections)
+            if count_requests:
+                row.extra["client_completed"] = 1 + warm_requests + row.load.requests
+                row.extra["server_counted"] = int(requests_counted(server) - counted_before)
         progress(f"{label}: {row.load.rps:,.0f} req/s, p50 {row.load.p50_ms:.2f} ms, p99 {row.load.p99_ms:.2f} ms")
     except (ServerError, BenchError, RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
         row.status, row.note, row.load = "error", str(exc).splitlines()[0], None
@@ -429,18 +457,16 @@ def run_sklearn(ctx: Context) -> dict[str, TargetResult]:
             server, names = mlserver_server(ctx, exe), ("predict",)
         else:
             server, names = bare_asgi_server(ctx), ("label",)
-        rows[key] = bench_target(
-            ctx,
-            key,
-            label,
-            server,
-            SKLEARN_MODEL,
-            ctx.sklearn_body,
-            ctx.sklearn_expected,
-            names,
-            ctx.args.connections,
-        )
+        rows[key] = bench_iris(ctx, key, label, server, names)
     return rows
+
+
+def bench_iris(
+    ctx: Context, key: str, label: str, server: Server, names: tuple[str, ...], count_requests: bool = False
+) -> TargetResult:
+    """bench_target with the iris model, its body and its expected label, at --connections."""
+    body, expected, connections = ctx.sklearn_body, ctx.sklearn_expected, ctx.args.connections
+    return bench_target(ctx, key, label, server, SKLEARN_MODEL, body, expected, names, connections, count_requests)
 
 
 def run_torch(ctx: Context) -> dict[str, TargetResult]:
@@ -460,6 +486,16 @@ def run_torch(ctx: Context) -> dict[str, TargetResult]:
         off.status, off.note = "error", "label differs from batching on"
     if on.ok and on.extra["label_answered"] != ctx.torch_expected:
         progress(f"torch: note: label {on.extra['label_answered']}, the digit in the data is {ctx.torch_expected}")
+    return rows
+
+
+def run_workers(ctx: Context) -> dict[str, TargetResult]:
+    """The predictor on iris with --workers 1 and 2 (issue 11): throughput, and every request counted once."""
+    rows: dict[str, TargetResult] = {}
+    for count in (1, 2):
+        key, label = f"w{count}", f"iris, --workers {count}"
+        server = predictor_server(ctx, ctx.sklearn_dir, SKLEARN_MODEL, f"workers-{count}", ["--workers", str(count)])
+        rows[key] = bench_iris(ctx, key, label, server, ("label",), count_requests=True)
     return rows
 
 
@@ -525,7 +561,12 @@ def environment(tool: str) -> dict[str, Any]:
     }
 
 
-def write_plot(path: Path, sk_rows: dict[str, TargetResult], torch_rows: dict[str, TargetResult]) -> None:
+def write_plot(
+    path: Path,
+    sk_rows: dict[str, TargetResult],
+    torch_rows: dict[str, TargetResult],
+    workers_rows: dict[str, TargetResult],
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -534,6 +575,8 @@ def write_plot(path: Path, sk_rows: dict[str, TargetResult], torch_rows: dict[st
     panels = [("sklearn iris, v2 REST, 8 connections", sk_rows)]
     if torch_rows:
         panels.append(("torch digits, 32 connections", torch_rows))
+    if workers_rows:
+        panels.append(("iris, --workers 1 and 2", workers_rows))
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels) + 1, 4.5), squeeze=False)
     for ax, (title, rows) in zip(axes[0], panels, strict=True):
         labels = [r.label.replace(") ", ")\n", 1) for r in rows.values()]
@@ -553,13 +596,13 @@ def write_plot(path: Path, sk_rows: dict[str, TargetResult], torch_rows: dict[st
 
 def print_report(
     ctx: Context,
-    sk_rows: dict[str, TargetResult],
-    torch_rows: dict[str, TargetResult],
+    tables: dict[str, dict[str, TargetResult]],
     startup: dict[str, float | None],
     checks: list[Check],
 ) -> None:
     a = ctx.args
     out = sys.stdout
+    sk_rows, torch_rows, workers_rows = tables["sklearn"], tables["torch"], tables["workers"]
     rounds = f", median of {a.rounds} rounds" if a.rounds > 1 else ""
     print(
         f"\nsklearn iris, v2 REST JSON 1x4 FP32, {a.connections} connections, {a.threads} thread, "
@@ -571,11 +614,21 @@ def print_report(
     if torch_rows:
         print(f"\ntorch digits, v2 REST JSON 1x64 FP32, {a.torch_connections} connections", file=out)
         print(format_rows(list(torch_rows.values()), {"vs off": torch_rows.get("off")}), file=out)
+    if workers_rows:
+        print(f"\npredictor on iris with --workers, {a.connections} connections", file=out)
+        print(format_rows(list(workers_rows.values()), {"vs 1": workers_rows.get("w1")}), file=out)
+        for row in workers_rows.values():
+            if "server_counted" in row.extra:
+                print(
+                    f"  {row.label}: the load tool read {row.extra['client_completed']:,} answers, "
+                    f"the server counted {row.extra['server_counted']:,} requests",
+                    file=out,
+                )
     if startup:
         print(f"\npredictor start-up, spawn to ready, median of {a.startup_runs}", file=out)
         for model, s in startup.items():
             print(f"  {model:8s} {_num(s)} s", file=out)
-    print("\ntargets (issue 3)", file=out)
+    print("\ntargets (issues 3 and 11)", file=out)
     print(format_checks(checks), file=out)
     if ctx.busy_warnings:
         print(
@@ -603,6 +656,11 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--gpu" in argv:
+        from tests.bench import gpu
+
+        return gpu.main([a for a in argv if a != "--gpu"])
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     tool = loadgen.pick_tool(args.load_tool)
@@ -619,14 +677,18 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         sk_rounds: list[dict[str, TargetResult]] = []
         torch_rounds: list[dict[str, TargetResult]] = []
+        workers_rounds: list[dict[str, TargetResult]] = []
         for n in range(args.rounds):
             if args.rounds > 1:
                 progress(f"round {n + 1} of {args.rounds}")
             sk_rounds.append(run_sklearn(ctx))
             if not args.skip_torch:
                 torch_rounds.append(run_torch(ctx))
+            if not args.skip_workers:
+                workers_rounds.append(run_workers(ctx))
         sk_rows = combine_rounds(sk_rounds)
         torch_rows = combine_rounds(torch_rounds)
+        workers_rows = combine_rounds(workers_rounds)
         startup, startup_samples = measure_startup(ctx) if args.startup_runs > 0 else ({}, {})
     except KeyboardInterrupt:
         progress("interrupted; servers stopped")
@@ -635,8 +697,10 @@ def main(argv: list[str] | None = None) -> int:
     checks = [*sklearn_checks(sk_rows)]
     if torch_rows:
         checks += torch_checks(torch_rows.get("on"), torch_rows.get("off"))
+    if workers_rows:
+        checks += workers_checks(workers_rows, args.connections)
     checks += startup_checks(startup)
-    print_report(ctx, sk_rows, torch_rows, startup, checks)
+    print_report(ctx, {"sklearn": sk_rows, "torch": torch_rows, "workers": workers_rows}, startup, checks)
 
     doc = {
         "timestamp": stamp,
@@ -654,6 +718,7 @@ def main(argv: list[str] | None = None) -> int:
         "environment": environment(tool),
         "sklearn": {k: r.to_dict() for k, r in sk_rows.items()},
         "torch": {k: r.to_dict() for k, r in torch_rows.items()},
+        "workers": {k: r.to_dict() for k, r in workers_rows.items()},
         "startup_s": {"median": startup, "samples": startup_samples},
         "checks": [c.to_dict() for c in checks],
         "problems": ctx.problems,
@@ -665,6 +730,6 @@ def main(argv: list[str] | None = None) -> int:
     progress(f"wrote {json_path}")
     if not args.no_plot:
         png_path = results / f"bench-{stamp}.png"
-        write_plot(png_path, sk_rows, torch_rows)
+        write_plot(png_path, sk_rows, torch_rows, workers_rows)
         progress(f"wrote {png_path}")
     return 1 if ctx.problems else 0

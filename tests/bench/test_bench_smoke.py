@@ -239,3 +239,29 @@ def test_bare_asgi_app_answers_like_the_predictor() -> None:
     assert asyncio.run(call("GET", "/v2/models/iris/ready", b""))[0] == 200
     assert asyncio.run(call("GET", "/nope", b""))[0] == 404
     assert asyncio.run(call("POST", "/v2/models/iris/infer", b'{"inputs": []}'))[0] == 400
+
+
+def test_workers_checks_and_request_counts() -> None:
+    w1, w2 = row("w1", 3000), row("w2", 3600)
+    w1.extra.update(client_completed=1000, server_counted=1008)
+    w2.extra.update(client_completed=1200, server_counted=1190)  # ten answers never counted: a miss
+    checks = report.workers_checks({"w1": w1, "w2": w2}, connections=8)
+    assert checks[0].value == pytest.approx(1.2) and checks[0].status == report.PASS
+    assert [(c.value, c.status) for c in checks[1:3]] == [(8.0, report.PASS), (8.0, report.PASS)]
+    assert [(c.value, c.status) for c in checks[3:5]] == [(-10.0, report.MISSED), (-10.0, report.PASS)]
+    too_many = row("w2", 3600)
+    too_many.extra.update(client_completed=1200, server_counted=1217)  # more than 2 x 8 in flight
+    assert report.workers_checks({"w2": too_many}, connections=8)[2].status == report.MISSED
+
+
+def test_requests_total_sums_every_label_set() -> None:
+    text = (
+        "# HELP servekit_requests_total Inference requests answered.\n"
+        "# TYPE servekit_requests_total counter\n"
+        'servekit_requests_total{code="200",model="iris",protocol="v2"} 10.0\n'
+        'servekit_requests_total{code="400",model="iris",protocol="v1"} 2.0\n'
+        'servekit_requests_created{code="200",model="iris",protocol="v2"} 1.7e9\n'
+        'servekit_request_duration_seconds_count{model="iris",protocol="v2"} 10.0\n'
+    )
+    assert report.requests_total(text) == 12.0
+    assert report.requests_total("") == 0.0

@@ -175,6 +175,7 @@ def test_default_is_standard_mode_hpa_with_the_baked_model(chart: helm_python.Ch
     assert container["image"] == f"servekit/predictor:{chart.metadata['appVersion']}"
     env = env_of(container)
     assert env["PREDICTOR_MODEL_DIR"] == chart.values["model"]["bakedDir"]
+    assert env["PREDICTOR_WORKERS"] == "1"
     assert "STORAGE_URI" not in env
     assert [p["name"] for p in container["ports"]] == ["http1"]
     assert spec["automountServiceAccountToken"] is False
@@ -272,6 +273,8 @@ def test_gpu_goes_in_limits_with_toleration_and_node_selector(name: str, render_
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
     assert env_of(container)["PREDICTOR_DEVICE"] == "cuda"
     assert container["image"].endswith("-cuda")
+    if name == "gpu":  # several worker processes keep the one GPU busy
+        assert env_of(container)["PREDICTOR_WORKERS"] == "4"
 
 
 # --- canaries -----------------------------------------------------------------------------------

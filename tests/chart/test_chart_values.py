@@ -49,6 +49,7 @@ BAD_VALUES = [
     ),
     schema_error("missing-limits", {"predictor": {"resources": {"limits": None}}}, "missing property 'limits'"),
     schema_error("bad-digest", {"image": {"digest": "latest"}}, "at '/image/digest'"),
+    schema_error("no-workers", {"predictor": {"workers": 0}}, "minimum: got 0, want 1"),
     schema_error("bad-name", {"fullnameOverride": "Iris_Model"}, "at '/fullnameOverride'"),
     check_error(
         "gpu-knative-without-feature-flags",

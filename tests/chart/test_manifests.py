@@ -129,6 +129,7 @@ def test_gpu_overlay(build_overlay: Build) -> None:
     assert spec["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     assert container["image"].endswith("-cuda")
     assert env_of(container)["PREDICTOR_DEVICE"] == "cuda"
+    assert env_of(container)["PREDICTOR_WORKERS"] == "4"
 
 
 def test_knative_canary_overlay(build_overlay: Build) -> None:

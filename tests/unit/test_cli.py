@@ -95,7 +95,7 @@ def test_parsing_leaves_unset_flags_none() -> None:
     assert args.max_batch_size is None
     assert args.batching is None
     assert args.model_name is None  # KServe's own default "model" is replaced: the manifest names the model
-    assert args.workers == 1
+    assert args.workers is None  # settings decide: PREDICTOR_WORKERS, else 1
 
 
 # ---- precedence: flag > PREDICTOR_* > default -----------------------------------------------------
@@ -112,6 +112,7 @@ def test_defaults() -> None:
     assert settings.access_log is False
     assert settings.device is None
     assert settings.model_name is None
+    assert settings.workers == 1
 
 
 def test_env_beats_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -222,11 +223,25 @@ def test_out_of_range_values(iris_dir: Path, capsys: pytest.CaptureFixture[str],
     assert "greater than or equal to" in line
 
 
-def test_more_than_one_worker(iris_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--model_dir", str(iris_dir), "--workers", "2"]) == 2
-    assert _one_error_line(capsys) == (
-        "predictor: error: --workers 2: one process per pod serves one model; scale with replicas"
-    )
+def test_workers_flag_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _settings().workers == 1
+    monkeypatch.setenv("PREDICTOR_WORKERS", "4")
+    assert _settings().workers == 4
+    assert _settings("--workers", "2").workers == 2
+
+
+def test_zero_workers(iris_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--model_dir", str(iris_dir), "--workers", "0"]) == 2
+    line = _one_error_line(capsys)
+    assert line.startswith("predictor: error: bad settings: workers: ")
+    assert "greater than or equal to 1" in line
+
+
+def test_workers_with_a_bad_manifest_fail_before_starting_any(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--model_dir", str(tmp_path), "--workers", "3", *free_ports()]) == 2
+    assert _one_error_line(capsys) == f"predictor: error: no model.yaml in model directory '{tmp_path}'"
 
 
 # ---- logging, auth and limit flags ----------------------------------------------------------------

@@ -423,3 +423,19 @@ def test_sklearn_pickle_format_of_garbage_is_a_load_error(copy_of: Any) -> None:
     spec = _set_artifact(model_dir, sha256=sha256_of(artifact), format="pickle")
     with pytest.raises(RuntimeLoadError, match=r"^cannot load pickle artifact .*: UnpicklingError"):
         load_runtime(spec, model_dir)
+
+
+def test_transformer_example_serves_any_batch_and_any_token_id(tmp_path: Path) -> None:
+    from predictor.examples import torch_transformer
+
+    spec = torch_transformer.build(tmp_path, vocabulary=64, length=8, width=16, heads=2, hidden=32, layers=1)
+    runtime = load_runtime(spec, tmp_path, "cpu")
+    tokens = np.random.default_rng(0).integers(0, 64, (5, 8), dtype=np.int64)
+    batch = runtime.predict({"tokens": tokens})
+    assert batch["probabilities"].shape == (5, 4)
+    np.testing.assert_allclose(batch["probabilities"].sum(axis=1), 1.0, rtol=1e-5)
+    one = runtime.predict({"tokens": tokens[:1]})
+    np.testing.assert_allclose(one["probabilities"], batch["probabilities"][:1], rtol=1e-4, atol=1e-6)
+    # Ids outside the vocabulary are clamped, never an index error (on a GPU: a device-side assert).
+    wild = runtime.predict({"tokens": np.array([[-5, 70, 10**9, 0, 1, 2, 3, 63]], dtype=np.int64)})
+    assert wild["label"].shape == (1,)

@@ -78,6 +78,8 @@ containers:
       - name: PREDICTOR_DEVICE
         value: {{ $device | quote }}
       {{- end }}
+      - name: PREDICTOR_WORKERS
+        value: {{ $values.predictor.workers | quote }}
       - name: PREDICTOR_BATCHING
         value: {{ $values.predictor.batching.enabled | quote }}
       - name: PREDICTOR_MAX_BATCH_SIZE
