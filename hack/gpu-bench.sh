@@ -68,11 +68,14 @@ unpack_wrk() {
     dpkg-deb -x "${deb}" "${WRK_ROOT}"
   done
   export LD_LIBRARY_PATH="${WRK_ROOT}/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}"
-  if "${WRK_ROOT}/usr/bin/wrk" --version 2>&1 | grep -q '^wrk '; then
+  # wrk --version exits 1 even when it works: judge it by what it prints.
+  local version
+  version="$("${WRK_ROOT}/usr/bin/wrk" --version 2>&1 | head -n 1 || true)"
+  if [[ "${version}" == "wrk "* ]]; then
     export PATH="${WRK_ROOT}/usr/bin:${PATH}"
-    log "wrk: $("${WRK_ROOT}/usr/bin/wrk" --version 2>&1 | head -n 1)"
+    log "wrk: ${version}"
   else
-    warn "the carried wrk does not run here ($("${WRK_ROOT}/usr/bin/wrk" --version 2>&1 | head -n 1)); the benchmark uses its Python load generator"
+    warn "the carried wrk does not run here (${version}); the benchmark uses its Python load generator"
   fi
 }
 

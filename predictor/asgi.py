@@ -32,5 +32,7 @@ def header(scope: Scope, name: bytes) -> bytes | None:
 
 async def send_error(send: Send, status: int, message: str, headers: Headers = ()) -> None:
     """Answer with ``{"error": message}``, the body shape KServe's own errors have."""
-    await send({"type": "http.response.start", "status": status, "headers": [JSON_CONTENT, *headers]})
-    await send({"type": "http.response.body", "body": orjson.dumps({"error": message})})
+    body = orjson.dumps({"error": message})
+    length = (b"content-length", str(len(body)).encode())
+    await send({"type": "http.response.start", "status": status, "headers": [JSON_CONTENT, length, *headers]})
+    await send({"type": "http.response.body", "body": body})

@@ -74,7 +74,9 @@ class LeanInferApp:
         except Exception as exc:  # a bug of ours: the model's own failures are HTTPErrors by now
             logger.exception("inference failed for model %s", self.model.name)
             code, payload, extra_headers = 500, orjson.dumps({"error": f"{type(exc).__name__}: {exc}"}), _JSON
-        await send({"type": "http.response.start", "status": code, "headers": extra_headers})
+        # A declared length spares the server chunked framing and lets every client read the answer in one go.
+        headers_out = [*extra_headers, (b"content-length", str(len(payload)).encode())]
+        await send({"type": "http.response.start", "status": code, "headers": headers_out})
         await send({"type": "http.response.body", "body": payload})
         self.model.metrics.observe_request("v2", code, time.perf_counter() - start)
 

@@ -151,3 +151,17 @@ def test_metrics_count_requests_by_protocol(iris_server: Server) -> None:
     assert 'servekit_requests_total{code="200",model="iris",protocol="v2"}' in text
     assert "servekit_batch_size_bucket" in text
     assert "servekit_queue_depth" in text
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [(v2_body("features", IRIS[:2]), 200), ({"inputs": [{"name": "features"}]}, 400)],
+    ids=["answer", "error"],
+)
+def test_v2_lean_route_declares_its_length(iris_server: Server, body: dict[str, Any], status: int) -> None:
+    """A declared Content-Length, not chunked framing: simple HTTP/1.1 clients (the benchmark's own
+    Python load generator among them) read the answer in one go."""
+    response = httpx.post(f"{iris_server.url}/v2/models/iris/infer", json=body)
+    assert response.status_code == status, response.text
+    assert "transfer-encoding" not in response.headers
+    assert response.headers["content-length"] == str(len(response.content))
