@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.harness import HACK_DIR, REPO_ROOT, hack_scripts, run_script
+from tests.pins import read_versions
 
 SCRIPTS = hack_scripts()
 EXPECTED = {"lib.sh", "kind-up.sh", "install-kserve.sh", "build-and-load.sh", "deploy.sh", "e2e.sh"}
@@ -127,7 +128,6 @@ def test_versions_are_pinned(script: Path) -> None:
     ("script", "pins"),
     [
         ("kind-up.sh", {"KIND_VERSION": "v0.30.0"}),
-        ("install-kserve.sh", {"KSERVE_VERSION": "v0.20.0", "CERT_MANAGER_VERSION": "v1.17.0"}),
         ("deploy.sh", {"HELM_VERSION": "v3.16.3"}),
     ],
 )
@@ -138,6 +138,17 @@ def test_pins_match_the_design_and_sit_at_the_top(script: str, pins: dict[str, s
         match = re.search(rf'^readonly {name}="{re.escape(version)}"$', text, re.MULTILINE)
         assert match, f"{script} does not pin {name}={version}"
         assert match.start() < first_code, f"{script}: {name} is not pinned at the top"
+
+
+def test_kserve_pins_come_from_versions_env() -> None:
+    """One KServe pin for kind and for the control plane the cluster tests run on."""
+    pins = read_versions()
+    assert pins["KSERVE_VERSION"] == "v0.20.0"
+    assert pins["CERT_MANAGER_VERSION"] == "v1.17.0"
+    for script in ("install-kserve.sh", "controlplane.sh"):
+        text = (HACK_DIR / script).read_text()
+        assert 'source "${SERVEKIT_ROOT}/hack/versions.env"' in text, f"{script} does not read hack/versions.env"
+        assert not VERSION_ASSIGNMENT.search(text), f"{script} pins a version of its own"
 
 
 def test_kind_node_image_is_pinned_by_digest() -> None:
@@ -158,9 +169,11 @@ def test_shellcheck_is_clean() -> None:
     shellcheck = shutil.which("shellcheck")
     if shellcheck is None:
         pytest.skip("shellcheck is not installed (apt-get install shellcheck; .ci/run installs it)")
-    # As `make lint` runs it: every script together, so the ones that source lib.sh follow it.
+    # As `make lint` runs it: every script together (hack/controlplane.sh's parts included), so the
+    # ones that source others follow them.
+    scripts = [*SCRIPTS, *sorted((HACK_DIR / "controlplane").glob("*.sh"))]
     result = subprocess.run(
-        [shellcheck, *(str(s.relative_to(REPO_ROOT)) for s in SCRIPTS)],
+        [shellcheck, *(str(s.relative_to(REPO_ROOT)) for s in scripts)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
