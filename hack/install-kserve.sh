@@ -178,6 +178,11 @@ install_kserve() {
     retry 5 10 kube apply --server-side --force-conflicts -f "${KSERVE_CLUSTER_RESOURCES_URL}" >/dev/null ||
       die "applying ${KSERVE_CLUSTER_RESOURCES_URL} failed"
   fi
+  # KServe ships its storage initializer without the security context the "restricted" Pod
+  # Security Standard requires: predictors with a storageUri get no pods in such namespaces.
+  log "giving KServe's storage initializer a \"restricted\" security context"
+  kube patch clusterstoragecontainer default --type merge \
+    --patch-file "${SERVEKIT_ROOT}/hack/kserve-restricted-storage-initializer.yaml" >/dev/null
   log "KServe ${KSERVE_VERSION} is ready (default deployment mode ${DEFAULT_DEPLOYMENT_MODE})"
 }
 

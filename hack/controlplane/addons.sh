@@ -128,9 +128,11 @@ start_kserve() {
   wait_for kserve-controller-manager 120 "KServe's controller manager to be ready" \
     curl -fsS "http://127.0.0.1:${KSERVE_PROBE_PORT}/readyz"
   wait_for kserve-controller-manager 60 "KServe's admission webhook to answer the API server" kserve_webhook_answers
-  log "installing KServe ${KSERVE_VERSION}'s cluster serving runtimes and storage containers"
+  log "installing KServe ${KSERVE_VERSION}'s cluster serving runtimes and storage containers (storage initializer made \"restricted\")"
   apply_server_side -k "${kserve}/config/runtimes"
   apply_server_side -k "${kserve}/config/storagecontainers"
+  kube patch clusterstoragecontainer default --type merge \
+    --patch-file "${SERVEKIT_ROOT}/hack/kserve-restricted-storage-initializer.yaml" >/dev/null
 }
 
 # A server-side dry run passes through KServe's mutating and validating webhooks.
