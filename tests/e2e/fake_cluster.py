@@ -36,7 +36,7 @@ import yaml
 
 if not __package__:  # run as `python fake_cluster.py` by the tool wrappers: make `tests` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.pins import read_versions  # noqa: E402
+from tests.pins import read_versions
 
 TOOLS = ("docker", "kind", "kubectl", "helm", "curl")
 KSERVE_VERSION = read_versions()["KSERVE_VERSION"]
