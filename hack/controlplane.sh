@@ -127,6 +127,7 @@ cmd_up() {
   start_kserve
   start_envoy_gateway
   trap - EXIT
+  rm -rf "${STATE_DIR}.failed-logs"
   log "the control plane is up in $(elapsed_since "${started}"): Kubernetes ${KUBERNETES_VERSION}, KServe ${KSERVE_VERSION}, Envoy Gateway ${ENVOY_GATEWAY_VERSION} (state: ${STATE_DIR})"
   echo "export KUBECONFIG=${KUBECONFIG_PATH}"
 }
@@ -165,7 +166,7 @@ cmd_status() {
       up=1
     fi
   done
-  sed 's/^/port /' "${STATE_DIR}/ports.env" 2>/dev/null || true
+  echo "ports: $(tr '\n' ' ' <"${STATE_DIR}/ports.env" 2>/dev/null)"
   if ! control_plane_up; then
     return 1
   fi

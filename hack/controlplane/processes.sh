@@ -28,10 +28,13 @@ start_process() {
 
 # The pid of NAME when it runs the binary it was started with; fails otherwise.
 running_pid() {
-  local name="$1" file="${STATE_DIR}/pids/$1.pid" pid binary
+  local file="${STATE_DIR}/pids/$1.pid" pid binary exe
   [[ -f "${file}" ]] || return 1
   read -r pid binary <"${file}"
-  [[ -n "${pid}" && "$(readlink "/proc/${pid}/exe" 2>/dev/null)" == "${binary}" ]] || return 1
+  [[ -n "${pid}" ]] || return 1
+  exe="$(readlink "/proc/${pid}/exe" 2>/dev/null)" || return 1
+  # A binary rebuilt or removed from the cache while it runs reads as "PATH (deleted)".
+  [[ "${exe% (deleted)}" == "${binary}" ]] || return 1
   echo "${pid}"
 }
 
