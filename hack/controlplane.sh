@@ -115,6 +115,7 @@ cmd_up() {
     cmd_down
   fi
   build_all
+  require_envoy_gateway_ports
   mkdir -p "${STATE_DIR}"
   allocate_ports
   make_pki "${STATE_DIR}/pki"

@@ -175,6 +175,16 @@ envoy_gateway_wrapper() {
   START_WRAPPER+=(sh -c 'mount --bind "$0" "$1" && shift && exec "$@"' "${certs}" "${ENVOY_GATEWAY_CERT_MOUNT}")
 }
 
+# Checked before anything starts, so a second control plane fails at once.
+require_envoy_gateway_ports() {
+  local port
+  for port in "${ENVOY_GATEWAY_FIXED_PORTS[@]}"; do
+    if port_in_use "${port}"; then
+      die "port ${port} is in use: Envoy Gateway's controller listens on ${ENVOY_GATEWAY_FIXED_PORTS[*]} (fixed in its code); stop what holds it (another control plane? make serve?)"
+    fi
+  done
+}
+
 # Envoy Gateway's own certgen makes the Secrets its Helm chart's Job makes; the controller's copy
 # of them is written to the state folder.
 make_envoy_gateway_certs() {
@@ -215,12 +225,7 @@ EOF
 }
 
 start_envoy_gateway() {
-  local binary dir="${STATE_DIR}/envoy-gateway" port
-  for port in "${ENVOY_GATEWAY_FIXED_PORTS[@]}"; do
-    if port_in_use "${port}"; then
-      die "port ${port} is in use: Envoy Gateway's controller listens on ${ENVOY_GATEWAY_FIXED_PORTS[*]} (fixed in its code); stop what holds it (another control plane?)"
-    fi
-  done
+  local binary dir="${STATE_DIR}/envoy-gateway"
   binary="$(binary_path envoy-gateway envoy-gateway)"
   kube create namespace "${ENVOY_GATEWAY_NAMESPACE}" >/dev/null
   make_envoy_gateway_certs "${binary}" "${dir}/certs"

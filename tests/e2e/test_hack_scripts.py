@@ -181,3 +181,55 @@ def test_shellcheck_is_clean() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- hack/controlplane.sh: what can be checked without building or starting it ------------------------
+
+CONTROLPLANE_LIBS = "source hack/lib.sh; source hack/versions.env; source hack/controlplane/build.sh; "
+
+
+def run_bash(snippet: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-c", f"set -euo pipefail; {snippet}"],
+        cwd=REPO_ROOT,
+        env={**os.environ, "SCRIPT_NAME": "controlplane.sh", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_controlplane_go_mods_require_what_versions_env_pins() -> None:
+    result = run_bash(CONTROLPLANE_LIBS + 'for c in "${COMPONENTS[@]}"; do check_pins "$c"; done')
+    assert result.returncode == 0, result.stderr
+
+
+def test_controlplane_refuses_to_build_when_a_pin_and_a_go_mod_disagree() -> None:
+    result = run_bash(CONTROLPLANE_LIBS + "KSERVE_VERSION=v0.19.0 check_pins kserve")
+    assert result.returncode == 1
+    assert (
+        "hack/controlplane/kserve/go.mod requires github.com/kserve/kserve v0.20.0, "
+        "hack/versions.env pins KSERVE_VERSION=v0.19.0"
+    ) in result.stderr
+
+
+def test_controlplane_without_go_says_what_to_install(tmp_path: Path) -> None:
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if not (Path(p) / "go").exists())
+    result = run_script(
+        HACK_DIR / "controlplane.sh", "--state-dir", str(tmp_path / "state"), "build", env={"PATH": path}
+    )
+    assert result.returncode == 1
+    assert "go is required to build the control plane" in result.stderr
+
+
+def test_controlplane_status_of_a_control_plane_that_is_not_up(tmp_path: Path) -> None:
+    result = run_script(HACK_DIR / "controlplane.sh", "--state-dir", str(tmp_path / "state"), "status")
+    assert result.returncode == 1
+    assert "the control plane is down" in result.stderr
+
+
+def test_controlplane_check_goes_with_build_only() -> None:
+    result = run_script(HACK_DIR / "controlplane.sh", "--check", "up")
+    assert result.returncode == 2
+    assert "--check goes with build, not up" in result.stderr
