@@ -62,6 +62,7 @@ def mismatches(expected: Any, actual: Any, where: str = "") -> list[str]:
         for index, (want, got) in enumerate(zip(expected, actual, strict=True)):
             problems += mismatches(want, got, f"{where}[{index}]")
         return problems
+    # Quantities and ports may come back as strings where we wrote numbers ("2" for 2).
     if expected != actual and str(expected) != str(actual):
         return [f"{where}: expected {expected!r}, got {actual!r}"]
     return []
