@@ -1,11 +1,13 @@
 """The control plane for the cluster tests (marker `cluster`), and the fixtures tests build on.
 
 Fixtures:
-- `cluster` (session): a `tests.cluster.cluster.Cluster` for the control plane of
-  `hack/controlplane.sh`: real etcd, kube-apiserver (Pod Security admission on),
-  kube-controller-manager, kube-scheduler, kwok's simulated nodes (one with `nvidia.com/gpu`),
-  KServe's controller manager with its webhooks and Envoy Gateway's controller. `up` runs once per
-  session and `down` at its end; a control plane that was already up is used and left up. With
+- `cluster` (package scope: one for all of tests/cluster, sub-packages included): a
+  `tests.cluster.cluster.Cluster` for the control plane of `hack/controlplane.sh`: real etcd,
+  kube-apiserver (Pod Security admission on), kube-controller-manager, kube-scheduler, kwok's
+  simulated nodes (one with `nvidia.com/gpu`), KServe's controller manager with its webhooks and
+  Envoy Gateway's controller. `up` runs before the first cluster test and `down` after the last,
+  so the rest of the session runs without it; a control plane that was already up is used and
+  left up. With
   SERVEKIT_KUBECONFIG set, that cluster is used instead and nothing is started or stopped.
   Every test using it is skipped, with one line, where `go` or `kubectl` is missing.
   Its API: `kubeconfig` (Path), `versions` (hack/versions.env), `kserve_version`,
@@ -84,7 +86,7 @@ def start_control_plane() -> tuple[Path, bool]:
     return kubeconfig_from_up(up.stdout), not was_up
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cluster() -> Iterator[Cluster]:
     configured = os.environ.get(KUBECONFIG_ENV)
     if configured:
