@@ -74,8 +74,10 @@ class Cluster:
         found: dict[str, Any] = json.loads(result.stdout)
         return found
 
-    def list(self, kind: str, namespace: str, selector: str | None = None) -> list[dict[str, Any]]:
-        args = ["get", kind, "-n", namespace, "-o", "json"] + (["-l", selector] if selector else [])
+    def list(self, kind: str, namespace: str | None, selector: str | None = None) -> list[dict[str, Any]]:
+        """Every object of a kind in namespace (None: cluster-scoped kinds), optionally by label selector."""
+        args = ["get", kind, "-o", "json"] + (["-n", namespace] if namespace else [])
+        args += ["-l", selector] if selector else []
         items: list[dict[str, Any]] = json.loads(self.kubectl(*args).stdout)["items"]
         return items
 

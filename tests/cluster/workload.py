@@ -215,6 +215,21 @@ def check_policies(cluster: Cluster, namespace: str, isvc: str, rendered: list[d
                 check_service_endpoints(cluster, namespace, service["metadata"]["name"], len(pods))
 
 
+def check_gpu_placement(cluster: Cluster, namespace: str, isvc: str, predictor: dict[str, Any]) -> None:
+    """A predictor with GPUs in its limits runs on nodes that have them (the scheduler honoured our
+    resources, nodeSelector and toleration of the GPU taint)."""
+    limits = container_named(predictor, PREDICTOR_CONTAINER).get("resources", {}).get("limits", {})
+    gpus = [resource for resource in limits if resource.endswith("/gpu")]
+    if not gpus:
+        return
+    nodes = {node["metadata"]["name"]: node for node in cluster.list("nodes", None)}
+    for pod in predictor_pods(cluster, namespace, isvc):
+        node = nodes[pod["spec"]["nodeName"]]
+        assert all(gpu in node["status"]["allocatable"] for gpu in gpus), (
+            f"pod {pod['metadata']['name']} asks for {gpus} but runs on {node['metadata']['name']}"
+        )
+
+
 def check_service_endpoints(cluster: Cluster, namespace: str, service: str, pods: int) -> None:
     def ready_addresses() -> int:
         slices = cluster.list("endpointslices", namespace, f"kubernetes.io/service-name={service}")
@@ -265,4 +280,5 @@ def check_reconciled(cluster: Cluster, namespace: str, rendered: list[dict[str, 
     check_autoscaler(cluster, namespace, ours, stable)
     check_routes(cluster, namespace, name, stable)
     check_policies(cluster, namespace, name, rendered)
+    check_gpu_placement(cluster, namespace, name, ours["spec"]["predictor"])
     return isvc
