@@ -54,9 +54,10 @@ lint: $(VENV)/.dev-installed test-tools ## ruff, mypy, shellcheck
 test: lint kserve-reference cluster-build-if-go ## lint, then every test that can run on this machine
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-# The chart tests validate against the pinned KServe release's CRD, copied from its Go module.
+# The chart tests validate against the pinned KServe release's CRD, copied from its Go module;
+# without go, point KSERVE_CRD_DIR at a folder that has it (the chart tests say so when it is missing).
 kserve-reference:
-	bash hack/fetch-kserve-crds.sh
+	@bash hack/fetch-kserve-crds.sh || echo "make: carrying on without KServe's CRD: the chart tests will fail"
 
 # The control plane's components are built here, with progress, before pytest runs: a cold build
 # takes far longer than a test's timeout. Without Go the cluster tests skip, saying so.
