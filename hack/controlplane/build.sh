@@ -52,7 +52,7 @@ CONTROLPLANE_CACHE="${SERVEKIT_CONTROLPLANE_CACHE:-${XDG_CACHE_HOME:-${HOME}/.ca
 
 require_go() {
   if ! command -v go >/dev/null 2>&1; then
-    die "go is required to build the control plane from its Go modules: install Go >= 1.25 (https://go.dev/dl/) and make sure the Go module proxy is reachable"
+    die "go is required to build the control plane from its Go modules: install Go >= 1.26.4 (https://go.dev/dl/; the newest go.mod here asks for it) and make sure the Go module proxy is reachable"
   fi
 }
 
