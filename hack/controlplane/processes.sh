@@ -38,12 +38,20 @@ running_pid() {
   echo "${pid}"
 }
 
-# stop_process NAME: TERM, then KILL after 15 s; forgets NAME either way.
-stop_process() {
-  local name="$1" pid deadline
-  if pid="$(running_pid "${name}")"; then
-    kill -TERM "${pid}" 2>/dev/null || true
-    deadline=$((SECONDS + 15))
+# stop_processes NAME...: TERM to all at once, then KILL what still runs after 15 s; forgets them
+# either way.
+stop_processes() {
+  local name pid deadline
+  local -A pids=()
+  for name in "$@"; do
+    if pid="$(running_pid "${name}")"; then
+      pids[${name}]="${pid}"
+      kill -TERM "${pid}" 2>/dev/null || true
+    fi
+  done
+  deadline=$((SECONDS + 15))
+  for name in "${!pids[@]}"; do
+    pid="${pids[${name}]}"
     while kill -0 "${pid}" 2>/dev/null && [[ "${SECONDS}" -lt "${deadline}" ]]; do
       sleep 0.2
     done
@@ -52,8 +60,10 @@ stop_process() {
       kill -KILL "${pid}" 2>/dev/null || true
     fi
     log "stopped ${name} (pid ${pid})"
-  fi
-  rm -f "${STATE_DIR}/pids/${name}.pid"
+  done
+  for name in "$@"; do
+    rm -f "${STATE_DIR}/pids/${name}.pid"
+  done
 }
 
 # True while the process started as NAME lives (a wrapper not yet exec'd into it included).
