@@ -153,7 +153,7 @@ cmd_down() {
 }
 
 cmd_status() {
-  local name pid up=0
+  local name pid
   if [[ ! -d "${STATE_DIR}" ]]; then
     log "the control plane is down (no ${STATE_DIR})"
     return 1
@@ -163,16 +163,12 @@ cmd_status() {
       printf '%-26s running (pid %s)\n' "${name}" "${pid}"
     else
       printf '%-26s not running (log: %s)\n' "${name}" "${STATE_DIR}/logs/${name}.log"
-      up=1
     fi
   done
   echo "ports: $(tr '\n' ' ' <"${STATE_DIR}/ports.env" 2>/dev/null)"
-  if ! control_plane_up; then
-    return 1
-  fi
+  control_plane_up || return 1
   kube get nodes
   echo "export KUBECONFIG=${KUBECONFIG_PATH}"
-  return "${up}"
 }
 
 case "${command}" in

@@ -125,7 +125,7 @@ run_go_build() {
 # wait_for_exit PID SECONDS: true once PID has exited, false if it still runs after SECONDS.
 wait_for_exit() {
   local pid="$1" deadline=$((SECONDS + $2))
-  while kill -0 "$1" 2>/dev/null; do
+  while kill -0 "${pid}" 2>/dev/null; do
     if [[ "${SECONDS}" -ge "${deadline}" ]]; then
       return 1
     fi
@@ -139,7 +139,7 @@ elapsed_since() {
 }
 
 build_component() {
-  local component="$1" bin_dir log tmp started="${SECONDS}"
+  local component="$1" bin_dir build_log tmp started="${SECONDS}"
   check_pins "${component}"
   bin_dir="$(component_bin_dir "${component}")"
   if component_built "${component}"; then
@@ -147,16 +147,19 @@ build_component() {
     return 0
   fi
   mkdir -p "${CONTROLPLANE_CACHE}/logs"
-  log="${CONTROLPLANE_CACHE}/logs/${component}-$(basename "${bin_dir}" | sed "s/^${component}-//").log"
+  build_log="${CONTROLPLANE_CACHE}/logs/$(basename "${bin_dir}").log"
   tmp="$(mktemp -d "${CONTROLPLANE_CACHE}/.${component}.XXXXXX")"
-  log "building ${component} (${COMPONENT_BINARIES[${component}]}) from Go modules; log: ${log}"
-  if ! run_go_build "${component}" "${tmp}" "${log}"; then
+  log "building ${component} (${COMPONENT_BINARIES[${component}]}) from Go modules; log: ${build_log}"
+  if ! run_go_build "${component}" "${tmp}" "${build_log}"; then
     rm -rf "${tmp}"
-    tail -n 20 "${log}" >&2 || true
-    die "building ${component} failed after $(elapsed_since "${started}"); the whole log: ${log}"
+    tail -n 20 "${build_log}" >&2 || true
+    die "building ${component} failed after $(elapsed_since "${started}"); the whole log: ${build_log}"
   fi
+  # The binaries appear all at once; a build that finished first elsewhere (another checkout)
+  # is kept.
   rm -rf "${bin_dir}"
-  mv "${tmp}" "${bin_dir}"
+  mv -T "${tmp}" "${bin_dir}" 2>/dev/null || rm -rf "${tmp}"
+  component_built "${component}" || die "${bin_dir} lacks binaries after building ${component}: see ${build_log}"
   log "built ${component} in $(elapsed_since "${started}")"
 }
 
