@@ -111,7 +111,8 @@ run_go_build() {
   fi
   (
     cd "${CONTROLPLANE_MODULES}/${component}"
-    export CGO_ENABLED=0 GOFLAGS=-mod=readonly
+    # No VCS stamp: the binaries are keyed by their pins, not by this checkout's commit.
+    export CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false"
     exec ${CONTROLPLANE_NICE:+nice -n "${CONTROLPLANE_NICE}"} go build "${GO_BUILD_FLAGS[@]}" \
       -ldflags="$(component_ldflags "${component}")" -o "${out}/" "${packages[@]}"
   ) >"${log}" 2>&1 &
