@@ -105,7 +105,7 @@ component_built() {
 
 # go build in the background with a line every 30 s, so CI logs show it is alive.
 run_go_build() {
-  local component="$1" out="$2" log="$3" pid started="${SECONDS}" packages=(tool)
+  local component="$1" out="$2" build_log="$3" pid started="${SECONDS}" packages=(tool)
   if [[ "${component}" == kube ]]; then
     packages+=(./etcd)
   fi
@@ -115,7 +115,7 @@ run_go_build() {
     export CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false"
     exec ${CONTROLPLANE_NICE:+nice -n "${CONTROLPLANE_NICE}"} go build "${GO_BUILD_FLAGS[@]}" \
       -ldflags="$(component_ldflags "${component}")" -o "${out}/" "${packages[@]}"
-  ) >"${log}" 2>&1 &
+  ) >"${build_log}" 2>&1 &
   pid=$!
   while ! wait_for_exit "${pid}" 30; do
     log "still building ${component} ($(elapsed_since "${started}"))"
