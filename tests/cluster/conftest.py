@@ -7,17 +7,17 @@ Fixtures:
   simulated nodes (one with `nvidia.com/gpu`), KServe's controller manager with its webhooks and
   Envoy Gateway's controller. `up` runs before the first cluster test and `down` after the last,
   so the rest of the session runs without it; a control plane that was already up is used and
-  left up. With
-  SERVEKIT_KUBECONFIG set, that cluster is used instead and nothing is started or stopped.
-  Every test using it is skipped, with one line, where `go` or `kubectl` is missing.
+  left up. With SERVEKIT_KUBECONFIG set, that cluster is used instead and nothing is started or
+  stopped. Every test using it is skipped, with one line, where `go` or `kubectl` is missing.
   Its API: `kubeconfig` (Path), `versions` (hack/versions.env), `kserve_version`,
-  `kubectl(*args, stdin=, check=, timeout=)`, `apply(objects, namespace)`,
+  `kubectl(*args, stdin=, check=, timeout=)`, `apply(objects, namespace, *flags)`,
   `get(kind, name, namespace)`, `list(kind, namespace, selector)`, `names(...)`,
-  `wait_until(check, timeout, what)`, `wait_for_isvc(namespace, name, timeout)`,
+  `wait_until(check, timeout, what)`, `wait_for_isvc(namespace, name, timeout, caught_up=)`,
   `isvc_deployments(namespace, isvc)`, `describe_isvc(namespace, name)`.
 - `make_namespace` (function): `make_namespace(prefix) -> str` creates a namespace that enforces the
   "restricted" Pod Security Standard; every namespace it made is deleted after the test.
 - `namespace` (function): one such namespace.
+- `helm` (function): a `helm_python.Config` on the cluster whose releases go to `namespace`.
 
 The components are built before pytest runs (`make test` runs `hack/controlplane.sh build`): a
 cold build takes far longer than a test's timeout, so an unbuilt control plane fails the fixture
@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import helm_python
 import pytest
 
 from tests.cluster.cluster import Cluster
@@ -120,3 +121,9 @@ def make_namespace(cluster: Cluster) -> Iterator[Callable[[str], str]]:
 @pytest.fixture
 def namespace(make_namespace: Callable[[str], str]) -> str:
     return make_namespace("test")
+
+
+@pytest.fixture
+def helm(cluster: Cluster, namespace: str) -> Iterator[helm_python.Config]:
+    with helm_python.Config(kubeconfig_path=cluster.kubeconfig, namespace=namespace) as config:
+        yield config

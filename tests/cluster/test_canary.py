@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import helm_python
@@ -22,12 +21,6 @@ CANARY_VALUES = CHART_DIR / "ci" / "standard-canary-values.yaml"
 RELEASE = "canary"
 # KServe releases whose controller writes canary weights into the HTTPRoute (kserve PR #5912).
 NO_ROUTE_WEIGHTS = {"v0.20.0"}
-
-
-@pytest.fixture
-def helm(cluster: Cluster, namespace: str) -> Iterator[helm_python.Config]:
-    with helm_python.Config(kubeconfig_path=cluster.kubeconfig, namespace=namespace) as config:
-        yield config
 
 
 def canary_values(**standard: Any) -> dict[str, Any]:

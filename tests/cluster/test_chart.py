@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +26,6 @@ UPGRADE_ENV = {"name": "SERVEKIT_UPGRADE_CHECK", "value": "revision-2"}
 
 def values_id(path: Path) -> str:
     return path.name.removesuffix("-values.yaml")
-
-
-@pytest.fixture
-def helm(cluster: Cluster, namespace: str) -> Iterator[helm_python.Config]:
-    with helm_python.Config(kubeconfig_path=cluster.kubeconfig, namespace=namespace) as config:
-        yield config
 
 
 def create_what_the_values_expect(cluster: Cluster, namespace: str, values: dict[str, Any]) -> set[str]:
