@@ -48,10 +48,9 @@ UP_TIMEOUT = 240
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test under tests/cluster carries the `cluster` marker and room for a warm `up`."""
-    here = Path(__file__).parent
+    """Every test that uses the control plane carries the `cluster` marker and room for a warm `up`."""
     for item in items:
-        if here in Path(str(item.path)).parents:
+        if "cluster" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.cluster)
             item.add_marker(pytest.mark.timeout(UP_TIMEOUT + 60))
 
