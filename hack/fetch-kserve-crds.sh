@@ -1,79 +1,71 @@
 #!/usr/bin/env bash
-# Download the KServe reference files the tests read, from the pinned KServe release: the
-# InferenceService CRD (tests/chart validates every rendered InferenceService against it) and the
-# v2 REST OpenAPI spec (the chart's `helm test` request is checked against it).
+# Copy the reference files of the pinned KServe release (hack/versions.env) out of its Go module,
+# the same bytes as the release, for the chart and manifest tests (tests/chart): the
+# InferenceService and ServingRuntime CRDs every rendered object is validated against, and the v2
+# inference protocol's REST OpenAPI and gRPC definitions.
 #
 # Usage: hack/fetch-kserve-crds.sh [--dest DIR] [--force]
-#   --dest DIR  where to write them (default: $KSERVE_CRD_DIR, else ../shared/reference/kserve
-#               from the repository root: where the tests look)
-#   --force     download again even if a file with the right checksum is there
+#   --dest DIR  where to write them (default: $KSERVE_CRD_DIR, else
+#               ${XDG_CACHE_HOME:-~/.cache}/servekit/kserve-<version>: where the tests look)
+#   --force     copy again even if a CRD with the right checksum is there
 #
-# Each file is checked against a pinned SHA-256, so a moved tag or a broken download fails loudly.
+# Needs go (the module comes through the Go module proxy). The CRD is checked against a pinned
+# SHA-256, so a moved tag fails loudly.
 set -euo pipefail
 
-KSERVE_VERSION="v0.20.0"
-# path in the kserve repository at KSERVE_VERSION -> its SHA-256
-declare -A REFERENCE_SHA256=(
-  [config/crd/full/serving.kserve.io_inferenceservices.yaml]="57c3bf13f77de94678bf2ae3748056ec071ad2b9e88d6a28f44fb4710758fcff"
-  [docs/predict-api/v2/rest_predict_v2.yaml]="8106eb3dda1e3c824fa1e8aa4011c458360b6a6b5ac5a1eecae857ebd05844b8"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck disable=SC1091 # plain NAME=value lines, nothing to follow
+source "${SERVEKIT_ROOT}/hack/versions.env"
+
+readonly CRD_FILE="serving.kserve.io_inferenceservices.yaml"
+readonly CRD_SHA256="57c3bf13f77de94678bf2ae3748056ec071ad2b9e88d6a28f44fb4710758fcff"
+# file in the reference folder -> its path in the KServe module
+readonly -A REFERENCE_FILES=(
+  ["${CRD_FILE}"]="config/crd/full/${CRD_FILE}"
+  [serving.kserve.io_servingruntimes.yaml]="config/crd/full/serving.kserve.io_servingruntimes.yaml"
+  [serving.kserve.io_clusterservingruntimes.yaml]="config/crd/full/serving.kserve.io_clusterservingruntimes.yaml"
+  [rest_predict_v2.yaml]="docs/predict-api/v2/rest_predict_v2.yaml"
+  [grpc_predict_v2.proto]="docs/predict-api/v2/grpc_predict_v2.proto"
 )
-SOURCE_URL="https://raw.githubusercontent.com/kserve/kserve/${KSERVE_VERSION}"
 
-repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-dest="${KSERVE_CRD_DIR:-../shared/reference/kserve}"
+dest="${KSERVE_CRD_DIR:-${XDG_CACHE_HOME:-${HOME}/.cache}/servekit/kserve-${KSERVE_VERSION}}"
 force=false
-
-usage() {
-  sed -n '2,10s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
-}
-
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --dest)
-      [[ $# -ge 2 ]] || { echo "error: --dest needs a directory" >&2; exit 2; }
-      dest="$2"
-      shift 2
-      ;;
+    --dest) need_value "$@"; dest="$2"; shift 2 ;;
     --force) force=true; shift ;;
     -h | --help) usage; exit 0 ;;
-    *) echo "error: unknown argument: $1" >&2; usage >&2; exit 2 ;;
+    *) usage_error "unknown argument: $1" ;;
   esac
 done
 
 # Relative destinations are relative to the repository root, as in the tests.
-[[ "${dest}" = /* ]] || dest="${repo_root}/${dest}"
+[[ "${dest}" = /* ]] || dest="${SERVEKIT_ROOT}/${dest}"
 
 sha256_of() {
   sha256sum "$1" | cut -d ' ' -f 1
 }
 
-# fetch PATH: download one reference file into ${dest} unless it is there with the pinned checksum.
-fetch() {
-  local path="$1" expected="${REFERENCE_SHA256[$1]}" target download actual
-  target="${dest}/$(basename "${path}")"
-  if [[ "${force}" == false && -f "${target}" && "$(sha256_of "${target}")" == "${expected}" ]]; then
-    echo "${target} is already KServe ${KSERVE_VERSION}'s; nothing to do"
-    return 0
-  fi
-  download="$(mktemp "${dest}/.download.XXXXXX")"
-  echo "downloading KServe ${KSERVE_VERSION} ${path}"
-  if ! curl --fail --silent --show-error --location --retry 3 --output "${download}" "${SOURCE_URL}/${path}"; then
-    rm -f "${download}"
-    return 1
-  fi
-  actual="$(sha256_of "${download}")"
-  if [[ "${actual}" != "${expected}" ]]; then
-    rm -f "${download}"
-    echo "error: checksum mismatch for ${SOURCE_URL}/${path}: got ${actual}, expected ${expected}" >&2
-    return 1
-  fi
-  mv "${download}" "${target}"
-  echo "wrote ${target}"
-}
+if [[ "${force}" == false && -f "${dest}/${CRD_FILE}" && "$(sha256_of "${dest}/${CRD_FILE}")" == "${CRD_SHA256}" ]]; then
+  log "${dest} already holds KServe ${KSERVE_VERSION}'s reference files; nothing to do"
+  exit 0
+fi
 
-command -v curl >/dev/null || { echo "error: curl is required" >&2; exit 1; }
+command -v go >/dev/null 2>&1 ||
+  die "go is required to fetch KServe ${KSERVE_VERSION}'s module (or point KSERVE_CRD_DIR at a folder with ${CRD_FILE})"
+log "fetching KServe ${KSERVE_VERSION}'s Go module"
+json="$(cd "${TMPDIR:-/tmp}" && GOFLAGS=-mod=mod go mod download -json "github.com/kserve/kserve@${KSERVE_VERSION}")" ||
+  die "go mod download github.com/kserve/kserve@${KSERVE_VERSION} failed"
+module="$(sed -n 's/^\t"Dir": "\(.*\)",$/\1/p' <<<"${json}")"
+[[ -d "${module}" ]] || die "go mod download gave no folder for github.com/kserve/kserve@${KSERVE_VERSION}: ${json}"
+
+actual="$(sha256_of "${module}/${REFERENCE_FILES[${CRD_FILE}]}")"
+if [[ "${actual}" != "${CRD_SHA256}" ]]; then
+  die "checksum mismatch for KServe ${KSERVE_VERSION}'s ${CRD_FILE}: got ${actual}, expected ${CRD_SHA256}"
+fi
 mkdir -p "${dest}"
-for path in "${!REFERENCE_SHA256[@]}"; do
-  fetch "${path}"
+for file in "${!REFERENCE_FILES[@]}"; do
+  install -m 0644 "${module}/${REFERENCE_FILES[${file}]}" "${dest}/${file}"
 done
-echo "the tests read them with KSERVE_CRD_DIR=${dest}"
+log "wrote KServe ${KSERVE_VERSION}'s reference files to ${dest}; the tests read them from there (KSERVE_CRD_DIR)"

@@ -17,9 +17,13 @@
 # manifests below, with kubectl.
 set -euo pipefail
 
-# Pinned versions (kserve-deps.env of KServe v0.20.0).
-readonly KSERVE_VERSION="v0.20.0"
-readonly CERT_MANAGER_VERSION="v1.17.0"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# KSERVE_VERSION and CERT_MANAGER_VERSION: pinned in hack/versions.env, shared with the control
+# plane the cluster tests run on (hack/controlplane.sh), so both install the same KServe.
+# shellcheck disable=SC1091 # plain NAME=value lines, nothing to follow
+source "${SERVEKIT_ROOT}/hack/versions.env"
+
 readonly KSERVE_RELEASE="https://github.com/kserve/kserve/releases/download/${KSERVE_VERSION}"
 readonly KSERVE_CRDS_URL="${KSERVE_RELEASE}/kserve-crds.yaml"
 readonly KSERVE_URL="${KSERVE_RELEASE}/kserve.yaml"
@@ -27,9 +31,6 @@ readonly KSERVE_CLUSTER_RESOURCES_URL="${KSERVE_RELEASE}/kserve-cluster-resource
 readonly CERT_MANAGER_URL="https://github.com/cert-manager/cert-manager/releases/download/${CERT_MANAGER_VERSION}/cert-manager.yaml"
 readonly KSERVE_NAMESPACE="kserve"
 readonly DEFAULT_DEPLOYMENT_MODE="Standard"
-
-# shellcheck source-path=SCRIPTDIR source=lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 context="${KUBE_CONTEXT:-}"
 timeout=300
@@ -177,6 +178,11 @@ install_kserve() {
     retry 5 10 kube apply --server-side --force-conflicts -f "${KSERVE_CLUSTER_RESOURCES_URL}" >/dev/null ||
       die "applying ${KSERVE_CLUSTER_RESOURCES_URL} failed"
   fi
+  # KServe ships its storage initializer without the security context the "restricted" Pod
+  # Security Standard requires: predictors with a storageUri get no pods in such namespaces.
+  log "giving KServe's storage initializer a \"restricted\" security context"
+  kube patch clusterstoragecontainer default --type merge \
+    --patch-file "${SERVEKIT_ROOT}/hack/kserve-restricted-storage-initializer.yaml" >/dev/null
   log "KServe ${KSERVE_VERSION} is ready (default deployment mode ${DEFAULT_DEPLOYMENT_MODE})"
 }
 

@@ -24,10 +24,11 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
+from tests.pins import read_versions
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KUBERNETES_VERSION = "1.32.0"
 CRD_DIR_ENV = "KSERVE_CRD_DIR"
-DEFAULT_CRD_DIR = "../shared/reference/kserve"
 ISVC_CRD_FILE = "serving.kserve.io_inferenceservices.yaml"
 V2_REST_SPEC_FILE = "rest_predict_v2.yaml"
 CANARY_CRD = REPO_ROOT / "manifests" / "crd" / "canaryanalyses.servekit.dev.yaml"
@@ -58,9 +59,18 @@ class ReferenceMissing(Exception):
     """The KServe reference files are not where the tests look for them."""
 
 
+def default_reference_dir() -> Path:
+    """Where hack/fetch-kserve-crds.sh copies the pinned KServe release's files (from its Go module)."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "servekit" / f"kserve-{read_versions()['KSERVE_VERSION']}"
+
+
 def kserve_reference_dir() -> Path:
-    """The folder with KServe's CRD, from $KSERVE_CRD_DIR (relative paths: from the repo root)."""
-    configured = os.environ.get(CRD_DIR_ENV, DEFAULT_CRD_DIR)
+    """The folder with KServe's CRD: $KSERVE_CRD_DIR (relative paths: from the repo root), else
+    hack/fetch-kserve-crds.sh's default."""
+    configured = os.environ.get(CRD_DIR_ENV)
+    if not configured:
+        return default_reference_dir()
     path = Path(configured)
     return path if path.is_absolute() else (REPO_ROOT / path).resolve()
 
@@ -74,8 +84,8 @@ def load_reference(name: str, directory: Path | None = None) -> Any:
 def _load_yaml(path: Path) -> Any:
     if not path.is_file():
         raise ReferenceMissing(
-            f"{path} not found: set {CRD_DIR_ENV} to a folder with KServe's {path.name} "
-            f"(default {DEFAULT_CRD_DIR} from the repository root), or run hack/fetch-kserve-crds.sh"
+            f"{path} not found: run hack/fetch-kserve-crds.sh (`make test` does), which copies it from the "
+            f"pinned KServe release's Go module, or set {CRD_DIR_ENV} to a folder with KServe's {path.name}"
         )
     # The CRD is 39k lines: the C loader parses it in a fraction of the pure-Python time.
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

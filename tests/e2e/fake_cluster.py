@@ -34,9 +34,13 @@ from typing import Any
 
 import yaml
 
+if not __package__:  # run as `python fake_cluster.py` by the tool wrappers: make `tests` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.pins import read_versions
+
 TOOLS = ("docker", "kind", "kubectl", "helm", "curl")
-KSERVE_VERSION = "v0.20.0"
-CERT_MANAGER_VERSION = "v1.17.0"
+KSERVE_VERSION = read_versions()["KSERVE_VERSION"]
+CERT_MANAGER_VERSION = read_versions()["CERT_MANAGER_VERSION"]
 
 
 class Exit(Exception):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.harness import HACK_DIR, REPO_ROOT, hack_scripts, run_script
+from tests.pins import read_versions
 
 SCRIPTS = hack_scripts()
 EXPECTED = {"lib.sh", "kind-up.sh", "install-kserve.sh", "build-and-load.sh", "deploy.sh", "e2e.sh"}
@@ -127,7 +128,6 @@ def test_versions_are_pinned(script: Path) -> None:
     ("script", "pins"),
     [
         ("kind-up.sh", {"KIND_VERSION": "v0.30.0"}),
-        ("install-kserve.sh", {"KSERVE_VERSION": "v0.20.0", "CERT_MANAGER_VERSION": "v1.17.0"}),
         ("deploy.sh", {"HELM_VERSION": "v3.16.3"}),
     ],
 )
@@ -138,6 +138,17 @@ def test_pins_match_the_design_and_sit_at_the_top(script: str, pins: dict[str, s
         match = re.search(rf'^readonly {name}="{re.escape(version)}"$', text, re.MULTILINE)
         assert match, f"{script} does not pin {name}={version}"
         assert match.start() < first_code, f"{script}: {name} is not pinned at the top"
+
+
+def test_kserve_pins_come_from_versions_env() -> None:
+    """One KServe pin for kind and for the control plane the cluster tests run on."""
+    pins = read_versions()
+    assert pins["KSERVE_VERSION"] == "v0.20.0"
+    assert pins["CERT_MANAGER_VERSION"] == "v1.17.0"
+    for script in ("install-kserve.sh", "controlplane.sh"):
+        text = (HACK_DIR / script).read_text()
+        assert 'source "${SERVEKIT_ROOT}/hack/versions.env"' in text, f"{script} does not read hack/versions.env"
+        assert not VERSION_ASSIGNMENT.search(text), f"{script} pins a version of its own"
 
 
 def test_kind_node_image_is_pinned_by_digest() -> None:
@@ -158,9 +169,11 @@ def test_shellcheck_is_clean() -> None:
     shellcheck = shutil.which("shellcheck")
     if shellcheck is None:
         pytest.skip("shellcheck is not installed (apt-get install shellcheck; .ci/run installs it)")
-    # As `make lint` runs it: every script together, so the ones that source lib.sh follow it.
+    # As `make lint` runs it: every script together (hack/controlplane.sh's parts included), so the
+    # ones that source others follow them.
+    scripts = [*SCRIPTS, *sorted((HACK_DIR / "controlplane").glob("*.sh"))]
     result = subprocess.run(
-        [shellcheck, *(str(s.relative_to(REPO_ROOT)) for s in SCRIPTS)],
+        [shellcheck, *(str(s.relative_to(REPO_ROOT)) for s in scripts)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -168,3 +181,55 @@ def test_shellcheck_is_clean() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- hack/controlplane.sh: what can be checked without building or starting it ------------------------
+
+CONTROLPLANE_LIBS = "source hack/lib.sh; source hack/versions.env; source hack/controlplane/build.sh; "
+
+
+def run_bash(snippet: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-c", f"set -euo pipefail; {snippet}"],
+        cwd=REPO_ROOT,
+        env={**os.environ, "SCRIPT_NAME": "controlplane.sh", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_controlplane_go_mods_require_what_versions_env_pins() -> None:
+    result = run_bash(CONTROLPLANE_LIBS + 'for c in "${COMPONENTS[@]}"; do check_pins "$c"; done')
+    assert result.returncode == 0, result.stderr
+
+
+def test_controlplane_refuses_to_build_when_a_pin_and_a_go_mod_disagree() -> None:
+    result = run_bash(CONTROLPLANE_LIBS + "KSERVE_VERSION=v0.19.0 check_pins kserve")
+    assert result.returncode == 1
+    assert (
+        "hack/controlplane/kserve/go.mod requires github.com/kserve/kserve v0.20.0, "
+        "hack/versions.env pins KSERVE_VERSION=v0.19.0"
+    ) in result.stderr
+
+
+def test_controlplane_without_go_says_what_to_install(tmp_path: Path) -> None:
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if not (Path(p) / "go").exists())
+    result = run_script(
+        HACK_DIR / "controlplane.sh", "--state-dir", str(tmp_path / "state"), "build", env={"PATH": path}
+    )
+    assert result.returncode == 1
+    assert "go is required to build the control plane" in result.stderr
+
+
+def test_controlplane_status_of_a_control_plane_that_is_not_up(tmp_path: Path) -> None:
+    result = run_script(HACK_DIR / "controlplane.sh", "--state-dir", str(tmp_path / "state"), "status")
+    assert result.returncode == 1
+    assert "the control plane is down" in result.stderr
+
+
+def test_controlplane_check_goes_with_build_only() -> None:
+    result = run_script(HACK_DIR / "controlplane.sh", "--check", "up")
+    assert result.returncode == 2
+    assert "--check goes with build, not up" in result.stderr

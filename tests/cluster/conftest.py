@@ -1,0 +1,128 @@
+"""The control plane for the cluster tests (marker `cluster`), and the fixtures tests build on.
+
+Fixtures:
+- `cluster` (package scope: one for all of tests/cluster, sub-packages included): a
+  `tests.cluster.cluster.Cluster` for the control plane of `hack/controlplane.sh`: real etcd,
+  kube-apiserver (Pod Security admission on), kube-controller-manager, kube-scheduler, kwok's
+  simulated nodes (one with `nvidia.com/gpu`), KServe's controller manager with its webhooks and
+  Envoy Gateway's controller. `up` runs before the first cluster test and `down` after the last,
+  so the rest of the session runs without it; a control plane that was already up is used and
+  left up. With SERVEKIT_KUBECONFIG set, that cluster is used instead and nothing is started or
+  stopped. Every test using it is skipped, with one line, where `go` or `kubectl` is missing.
+  Its API: `kubeconfig` (Path), `versions` (hack/versions.env), `kserve_version`,
+  `kubectl(*args, stdin=, check=, timeout=)`, `apply(objects, namespace, *flags)`,
+  `get(kind, name, namespace)`, `list(kind, namespace, selector)`, `names(...)`,
+  `wait_until(check, timeout, what)`, `wait_for_isvc(namespace, name, timeout, caught_up=)`,
+  `isvc_deployments(namespace, isvc)`, `describe_isvc(namespace, name)`.
+- `make_namespace` (function): `make_namespace(prefix) -> str` creates a namespace that enforces the
+  "restricted" Pod Security Standard; every namespace it made is deleted after the test.
+- `namespace` (function): one such namespace.
+- `helm` (function): a `helm_python.Config` on the cluster whose releases go to `namespace`.
+
+The components are built before pytest runs (`make test` runs `hack/controlplane.sh build`): a
+cold build takes far longer than a test's timeout, so an unbuilt control plane fails the fixture
+with the command to run, rather than building inside a test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import helm_python
+import pytest
+
+from tests.cluster.cluster import Cluster
+from tests.pins import read_versions
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONTROLPLANE = REPO_ROOT / "hack" / "controlplane.sh"
+KUBECONFIG_ENV = "SERVEKIT_KUBECONFIG"
+RESTRICTED_LABELS = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")}
+# A warm `up` takes well under a minute; the first test also pays for it.
+UP_TIMEOUT = 240
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses the control plane carries the `cluster` marker and room for a warm `up`."""
+    for item in items:
+        if "cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.cluster)
+            item.add_marker(pytest.mark.timeout(UP_TIMEOUT + 60))
+
+
+def run_controlplane(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(CONTROLPLANE), *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def kubeconfig_from_up(output: str) -> Path:
+    last = output.strip().splitlines()[-1] if output.strip() else ""
+    prefix = "export KUBECONFIG="
+    assert last.startswith(prefix), f"`hack/controlplane.sh up` did not end with {prefix}PATH: {last!r}"
+    return Path(last.removeprefix(prefix))
+
+
+def start_control_plane() -> tuple[Path, bool]:
+    """(kubeconfig, whether this session started it)."""
+    for tool in ("go", "kubectl"):
+        if shutil.which(tool) is None:
+            pytest.skip(
+                f"no '{tool}' on PATH: the cluster tests run on hack/controlplane.sh, built from Go modules "
+                f"(or set {KUBECONFIG_ENV} to a cluster that runs KServe)"
+            )
+    built = run_controlplane("--check", "build", timeout=60)
+    if built.returncode != 0:
+        pytest.fail(f"{built.stderr.strip()}\n(`make test` builds it before pytest runs)", pytrace=False)
+    was_up = run_controlplane("status", timeout=60).returncode == 0
+    up = run_controlplane("up", timeout=UP_TIMEOUT)
+    if up.returncode != 0:
+        pytest.fail(f"hack/controlplane.sh up failed:\n{up.stderr[-4000:]}", pytrace=False)
+    return kubeconfig_from_up(up.stdout), not was_up
+
+
+@pytest.fixture(scope="package")
+def cluster() -> Iterator[Cluster]:
+    configured = os.environ.get(KUBECONFIG_ENV)
+    if configured:
+        yield Cluster(Path(configured), read_versions())
+        return
+    kubeconfig, started = start_control_plane()
+    yield Cluster(kubeconfig, read_versions())
+    if started:
+        down = run_controlplane("down", timeout=120)
+        assert down.returncode == 0, f"hack/controlplane.sh down failed:\n{down.stderr}"
+
+
+@pytest.fixture
+def make_namespace(cluster: Cluster) -> Iterator[Callable[[str], str]]:
+    made: list[str] = []
+
+    def make(prefix: str = "test") -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+        labels = [f"{key}={value}" for key, value in RESTRICTED_LABELS.items()]
+        cluster.kubectl("create", "namespace", name)
+        cluster.kubectl("label", "namespace", name, *labels)
+        made.append(name)
+        return name
+
+    yield make
+    for name in made:
+        # Not waited for: KServe's finalizers and the namespace controller finish it in the background.
+        cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+
+
+@pytest.fixture
+def namespace(make_namespace: Callable[[str], str]) -> str:
+    return make_namespace("test")
+
+
+@pytest.fixture
+def helm(cluster: Cluster, namespace: str) -> Iterator[helm_python.Config]:
+    with helm_python.Config(kubeconfig_path=cluster.kubeconfig, namespace=namespace) as config:
+        yield config
