@@ -25,19 +25,31 @@ module_dir() {
   echo "${dir}"
 }
 
+# security_istio_crds FILE: the security.istio.io CustomResourceDefinitions of Istio's generated
+# CRD file (documents separated by `---` lines, each CRD naming its group at `spec.group`).
+security_istio_crds() {
+  awk '
+    function flush() { if (doc ~ /\n  group: security\.istio\.io\n/) { printf "---\n%s", doc; found++ } doc = "" }
+    /^---$/ { flush(); next }
+    { doc = doc $0 "\n" }
+    END { flush(); if (!found) { print "no security.istio.io CRDs in " FILENAME > "/dev/stderr"; exit 1 } }
+  ' "$1"
+}
+
 apply_server_side() {
   kube apply --server-side --force-conflicts --field-manager=servekit-controlplane "$@" >/dev/null
 }
 
 install_crds() {
-  local gateway_api envoy_gateway keda prometheus_operator knative kserve
+  local gateway_api envoy_gateway keda prometheus_operator knative istio kserve
   gateway_api="$(module_dir sigs.k8s.io/gateway-api "${GATEWAY_API_VERSION}")"
   envoy_gateway="$(module_dir github.com/envoyproxy/gateway "${ENVOY_GATEWAY_VERSION}")"
   keda="$(module_dir github.com/kedacore/keda/v2 "${KEDA_VERSION}")"
   prometheus_operator="$(module_dir github.com/prometheus-operator/prometheus-operator "${PROMETHEUS_OPERATOR_VERSION}")"
   knative="$(module_dir knative.dev/serving "${KNATIVE_SERVING_VERSION}")"
+  istio="$(module_dir istio.io/api "${ISTIO_API_VERSION}")"
   kserve="$(module_dir github.com/kserve/kserve "${KSERVE_VERSION}")"
-  log "installing CRDs: Gateway API ${GATEWAY_API_VERSION} (standard), Envoy Gateway ${ENVOY_GATEWAY_VERSION}, KEDA ${KEDA_VERSION}, Prometheus Operator ${PROMETHEUS_OPERATOR_VERSION}, Knative Serving ${KNATIVE_SERVING_VERSION}, KServe ${KSERVE_VERSION}"
+  log "installing CRDs: Gateway API ${GATEWAY_API_VERSION} (standard), Envoy Gateway ${ENVOY_GATEWAY_VERSION}, KEDA ${KEDA_VERSION}, Prometheus Operator ${PROMETHEUS_OPERATOR_VERSION}, Knative Serving ${KNATIVE_SERVING_VERSION}, Istio security ${ISTIO_API_VERSION}, KServe ${KSERVE_VERSION}"
   apply_server_side -k "${gateway_api}/config/crd"
   apply_server_side -f "${envoy_gateway}/charts/gateway-helm/charts/crds/crds/generated"
   apply_server_side -f "${keda}/config/crd/bases"
@@ -47,6 +59,9 @@ install_crds() {
   apply_server_side "${monitoring_crds[@]}"
   local knative_crds=("${knative}"/config/core/300-resources/*.yaml)
   apply_server_side "${knative_crds[@]/#/--filename=}"
+  # Only the security kinds the chart and the istio-auth overlay render: no Istio runs here, and a
+  # VirtualService CRD would make KServe expect Istio's routing.
+  security_istio_crds "${istio}/kubernetes/customresourcedefinitions.gen.yaml" | apply_server_side -f -
   apply_server_side -k "${kserve}/config/crd"
   kube wait --for=condition=Established --timeout=60s crd --all >/dev/null
 }

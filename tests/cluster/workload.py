@@ -165,6 +165,20 @@ def route_accepted(route: dict[str, Any]) -> bool:
     )
 
 
+VISIBILITY_LABEL = "networking.kserve.io/visibility"
+
+
+def check_cluster_local(cluster: Cluster, namespace: str, isvc: dict[str, Any]) -> None:
+    """`networking.kserve.io/visibility: cluster-local` keeps the model off the gateway: KServe makes
+    no HTTPRoute for it (v0.20.0 still writes the external-style `status.url`; callers inside the
+    cluster use `status.address.url`, the predictor Service's cluster address)."""
+    name = isvc["metadata"]["name"]
+    routes = [route["metadata"]["name"] for route in isvc_routes(cluster, namespace, name)]
+    assert routes == [], f"{name} is cluster-local, yet KServe routed it from the gateway: {routes}"
+    address = isvc["status"].get("address", {}).get("url", "")
+    assert ".svc.cluster.local" in address, f"{name}'s status.address.url is {address!r}, not a cluster address"
+
+
 def check_routes(cluster: Cluster, namespace: str, isvc: str, deployment: str) -> list[dict[str, Any]]:
     """KServe's HTTPRoutes hang off KServe's Gateway, are accepted by Envoy Gateway and send every
     request to the stable predictor's Service (named as its Deployment)."""
@@ -187,9 +201,12 @@ def selector_string(match_labels: dict[str, str]) -> str:
     return ",".join(f"{key}={value}" for key, value in match_labels.items())
 
 
+ISTIO_POLICY_KINDS = {"PeerAuthentication", "AuthorizationPolicy", "RequestAuthentication"}
+
+
 def check_policies(cluster: Cluster, namespace: str, isvc: str, rendered: list[dict[str, Any]]) -> None:
-    """The PDB, NetworkPolicy and ServiceMonitor we rendered exist and select the predictor's
-    real pods (the metrics Service through its endpoints)."""
+    """The PDB, NetworkPolicy, Istio policies and ServiceMonitor we rendered exist and select the
+    predictor's real pods (the metrics Service through its endpoints)."""
     pods = {pod["metadata"]["name"] for pod in predictor_pods(cluster, namespace, isvc)}
     for obj in rendered:
         kind, name = obj["kind"], obj["metadata"]["name"]
@@ -207,6 +224,12 @@ def check_policies(cluster: Cluster, namespace: str, isvc: str, rendered: list[d
             selected = cluster.names("pods", namespace, selector_string(obj["spec"]["podSelector"]["matchLabels"]))
             assert set(selected) == pods, f"NetworkPolicy {name} selects {selected}, not {sorted(pods)}"
             assert cluster.get("networkpolicy", name, namespace) is not None
+        elif kind in ISTIO_POLICY_KINDS:
+            stored = cluster.get(kind.lower() + ".security.istio.io", name, namespace)
+            assert stored is not None, f"no {kind} {name}: the API server did not keep it"
+            labels = stored["spec"].get("selector", {}).get("matchLabels", {})
+            selected = cluster.names("pods", namespace, selector_string(labels))
+            assert set(selected) == pods, f"{kind} {name} selects {selected}, the predictor runs {sorted(pods)}"
         elif kind == "ServiceMonitor":
             assert cluster.get("servicemonitor", name, namespace) is not None, f"no ServiceMonitor {name}"
             services = cluster.list("services", namespace, selector_string(obj["spec"]["selector"]["matchLabels"]))
@@ -278,7 +301,10 @@ def check_reconciled(cluster: Cluster, namespace: str, rendered: list[dict[str, 
         raise AssertionError(f"{error}\nKServe's Deployments differ from ours:\n" + "\n".join(problems)) from None
     stable = next(iter(predictors))
     check_autoscaler(cluster, namespace, ours, stable)
-    check_routes(cluster, namespace, name, stable)
+    if ours["metadata"].get("labels", {}).get(VISIBILITY_LABEL) == "cluster-local":
+        check_cluster_local(cluster, namespace, isvc)
+    else:
+        check_routes(cluster, namespace, name, stable)
     check_policies(cluster, namespace, name, rendered)
     check_gpu_placement(cluster, namespace, name, ours["spec"]["predictor"])
     return isvc

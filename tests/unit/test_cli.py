@@ -290,7 +290,7 @@ def test_bad_hardening_values(
 def test_missing_token_file_fails_before_loading(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "token"
     # The model directory does not exist either: the token file is checked first, before a slow model load.
-    assert main(["--model_dir", str(tmp_path / "no-model"), "--auth_token_file", str(missing)]) == 2
+    assert main(["--model_dir", str(tmp_path / "no-model"), "--auth_token_file", str(missing), *free_ports()]) == 2
     line = _one_error_line(capsys)
     assert line.startswith(f"predictor: error: --auth_token_file {missing}: ")
     assert "No such file" in line
