@@ -32,6 +32,7 @@ from tests.bench import load as loadgen
 from tests.bench.gpu_report import (
     SMOKE_MATRIX,
     STANDARD_MATRIX,
+    WORKERS_MATRIX,
     GpuConfig,
     GpuRun,
     format_runs,
@@ -76,7 +77,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--device", default="cuda", help="the predictor's --device (cpu runs the plumbing only)")
-    p.add_argument("--matrix", choices=["standard", "full"], default="standard", help="which configurations run")
+    p.add_argument(
+        "--matrix",
+        choices=["standard", "full", "workers"],
+        default="standard",
+        help="which configurations run (workers: 1, 4 and 8 workers at 256 connections, the workers target alone)",
+    )
     p.add_argument("--duration", type=float, default=5.0, help="seconds of measured load per connection count")
     p.add_argument("--warmup", type=float, default=1.0, help="seconds of unmeasured load before each measurement")
     p.add_argument("--threads", type=int, default=4, help="wrk threads")
@@ -99,7 +105,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def matrix(args: argparse.Namespace) -> list[GpuConfig]:
     if args.smoke:
         return list(SMOKE_MATRIX)
-    return full_matrix() if args.matrix == "full" else list(STANDARD_MATRIX)
+    return {"full": full_matrix(), "workers": list(WORKERS_MATRIX)}.get(args.matrix, list(STANDARD_MATRIX))
 
 
 # --------------------------------------------------------------------------- models and the body

@@ -71,6 +71,14 @@ STANDARD_MATRIX: tuple[GpuConfig, ...] = (
     GpuConfig(half=True, batching=False),
     GpuConfig(half=False, workers=4),
 )
+# Issue 11's workers target alone at 256 connections, with more workers than the standard matrix:
+# one worker, then 4 and 8 eager, then 8 with CUDA graphs (--matrix workers).
+WORKERS_MATRIX: tuple[GpuConfig, ...] = (
+    GpuConfig(half=True, connections=(256,)),
+    GpuConfig(half=True, workers=4, connections=(256,)),
+    GpuConfig(half=True, workers=8, connections=(256,)),
+    GpuConfig(half=True, workers=8, graphs=True, connections=(256,)),
+)
 # The plumbing in seconds on a CPU: one worker (at 1 connection too, fewer than wrk's threads), then
 # two with every manifest switch on.
 SMOKE_MATRIX: tuple[GpuConfig, ...] = (
@@ -144,8 +152,13 @@ def gpu_checks(runs: Sequence[GpuRun]) -> list[Check]:
         for r in runs
         if r.ok and r.config.half and r.config.batching and r.config.workers > 1 and r.connections == TARGET_CONNECTIONS
     ]
-    best = max(several, key=lambda r: _rps(r) or 0.0, default=None)
-    base, top = _rps(single), _rps(best)
+    base = _rps(single)
+    # The target is one configuration doing both: 3x the requests with the GPU 80 % busy. Of the runs
+    # that reach the speed-up, the busiest GPU is judged; with none, the fastest run is.
+    fast_enough = [r for r in several if base and (_rps(r) or 0.0) >= MIN_WORKERS_SPEEDUP * base]
+    busiest = max(fast_enough, key=lambda r: r.gpu.util_mean if r.gpu is not None else 0.0, default=None)
+    best = busiest or max(several, key=lambda r: _rps(r) or 0.0, default=None)
+    top = _rps(best)
     speedup = top / base if base and top else None
     busy = best.gpu.util_mean if best is not None and best.gpu is not None else None
     eager = find(runs, GpuConfig(half=True), 1)
@@ -155,7 +168,7 @@ def gpu_checks(runs: Sequence[GpuRun]) -> list[Check]:
         latency = graphs.load.p50_ms / eager.load.p50_ms
     where = f" ({best.config.label})" if best is not None else ""
     return [
-        Check(f"FP16 {TARGET_CONNECTIONS} conns: best workers/1{where}", speedup, ">=", MIN_WORKERS_SPEEDUP),
+        Check(f"FP16 {TARGET_CONNECTIONS} conns: workers/1{where}", speedup, ">=", MIN_WORKERS_SPEEDUP),
         Check(f"FP16 {TARGET_CONNECTIONS} conns: GPU busy in that run", busy, ">=", MIN_GPU_BUSY, unit="%"),
         Check("batch-1 p50 at 1 conn: CUDA graphs/eager", latency, "<=", MAX_GRAPH_LATENCY_RATIO),
     ]
