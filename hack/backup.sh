@@ -49,9 +49,7 @@ done
 [[ -n "${namespace}" ]] || usage_error "--namespace is required"
 check_dns_label --namespace "${namespace}"
 for store in "${model_stores[@]}"; do
-  [[ "${store}" =~ ^[a-z0-9+.-]+://[^=]*=.+$ ]] ||
-    usage_error "--model-store '${store}' is not URI_PREFIX=DIR (e.g. s3://models=/mnt/models)"
-  [[ -d "${store#*=}" ]] || usage_error "--model-store '${store}': ${store#*=} is not a directory"
+  check_model_store "${store}"
 done
 if [[ -z "${output}" ]]; then
   output="servekit-backup-${namespace}-$(date -u +%Y%m%dT%H%M%SZ).tar.gz"

@@ -328,6 +328,13 @@ check_dns_label() {
   fi
 }
 
+# check_model_store VALUE: a usage error unless VALUE is URI_PREFIX=DIR with DIR a folder.
+check_model_store() {
+  [[ "$1" =~ ^[a-z0-9+.-]+://[^=]*=.+$ ]] ||
+    usage_error "--model-store '$1' is not URI_PREFIX=DIR (e.g. s3://models=/mnt/models)"
+  [[ -d "${1#*=}" ]] || usage_error "--model-store '$1': ${1#*=} is not a directory"
+}
+
 # is_archive PATH: true for a .tar.gz or .tgz name (anything else is a folder).
 is_archive() {
   [[ "$1" == *.tar.gz || "$1" == *.tgz ]]

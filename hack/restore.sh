@@ -24,8 +24,8 @@
 #
 # Exit status: 0 restored, 1 a bad backup or a cluster that cannot take it (missing CRDs, a
 # namespace that is not empty, an API error), 2 bad usage. Needs kubectl, tar for an archive,
-# and a Python with servekit and helm-python-sdk ($SERVEKIT_PYTHON, else the repository's .venv,
-# else python3).
+# and a Python with servekit, and helm-python-sdk for Helm releases ($SERVEKIT_PYTHON, else the
+# repository's .venv, else python3).
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -62,8 +62,7 @@ done
 [[ -z "${namespace}" ]] || check_dns_label --namespace "${namespace}"
 [[ "${wait_seconds}" =~ ^[0-9]+$ ]] || usage_error "--wait '${wait_seconds}' is not a whole number of seconds"
 for store in "${model_stores[@]}"; do
-  [[ "${store}" =~ ^[a-z0-9+.-]+://[^=]*=.+$ ]] ||
-    usage_error "--model-store '${store}' is not URI_PREFIX=DIR (e.g. s3://models=/mnt/models)"
+  check_model_store "${store}"
 done
 
 require_tools kubectl
