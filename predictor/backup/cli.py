@@ -83,7 +83,7 @@ def cmd_export(args: argparse.Namespace, out: Output) -> int:
     source = export.Source(args.namespace, args.context, args.server)
     files = export.build(args.raw, source, args.model_store, datetime.now(UTC), out.say, out.warn)
     if args.dry_run:
-        out.say(f"dry run: would write {len(files)} files into {args.out}")
+        out.say(f"dry run: the backup would hold {len(files)} files")
         return EXIT_OK
     archive.write(args.out, files)
     return EXIT_OK
