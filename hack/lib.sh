@@ -315,6 +315,59 @@ stop_port_forwards() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Backups (hack/backup.sh, hack/restore.sh).
+
+# The ConfigMaps servekit-canary keeps each InferenceService's history in (docs/canary.md).
+# shellcheck disable=SC2034 # used by the scripts that source this file
+HISTORY_SELECTOR="app.kubernetes.io/managed-by=servekit-canary,servekit.dev/inferenceservice"
+
+# check_dns_label FLAG VALUE: a usage error unless VALUE can name a namespace.
+check_dns_label() {
+  if [[ ! "$2" =~ ^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$ ]]; then
+    usage_error "$1 '$2' is not a namespace name (lower-case letters, digits and '-', at most 63)"
+  fi
+}
+
+# check_model_store VALUE: a usage error unless VALUE is URI_PREFIX=DIR with DIR a folder.
+check_model_store() {
+  [[ "$1" =~ ^[a-z0-9+.-]+://[^=]*=.+$ ]] ||
+    usage_error "--model-store '$1' is not URI_PREFIX=DIR (e.g. s3://models=/mnt/models)"
+  [[ -d "${1#*=}" ]] || usage_error "--model-store '$1': ${1#*=} is not a directory"
+}
+
+# is_archive PATH: true for a .tar.gz or .tgz name (anything else is a folder).
+is_archive() {
+  [[ "$1" == *.tar.gz || "$1" == *.tgz ]]
+}
+
+# start_workdir: a private scratch folder in WORKDIR, removed when the script exits.
+start_workdir() {
+  WORKDIR="$(mktemp -d)"
+  trap 'rm -rf "${WORKDIR}"' EXIT
+}
+
+# find_servekit_python: SERVEKIT_PY, a Python that has the servekit package: $SERVEKIT_PYTHON,
+# else the repository's .venv, else python3.
+find_servekit_python() {
+  local candidates=("${SERVEKIT_ROOT}/.venv/bin/python" python3) candidate
+  if [[ -n "${SERVEKIT_PYTHON:-}" ]]; then
+    candidates=("${SERVEKIT_PYTHON}")
+  fi
+  for candidate in "${candidates[@]}"; do
+    if "${candidate}" -c 'import predictor.backup' >/dev/null 2>&1; then
+      SERVEKIT_PY="${candidate}"
+      return 0
+    fi
+  done
+  die "no Python with the servekit package (tried: ${candidates[*]}): run 'make .venv/.dev-installed' or 'pip install servekit[backup]', or set SERVEKIT_PYTHON"
+}
+
+# backup_py COMMAND ARGS...: one step of a backup or restore in Python (predictor/backup/cli.py).
+backup_py() {
+  "${SERVEKIT_PY}" -m predictor.backup --prog "${SCRIPT_NAME}" "$@"
+}
+
+# ---------------------------------------------------------------------------------------------
 # Run on its own, this file only explains itself.
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then

@@ -253,7 +253,8 @@ def _with_overrides(predictor: Obj, storage_uri: str | None, image: str | None) 
     return changed
 
 
-def _stable_storage_uri(predictor: Obj) -> str | None:
+def model_uri(predictor: Obj) -> str | None:
+    """Where a predictor's model is: ``model.storageUri``, or a container's STORAGE_URI (custom predictors)."""
     if predictor.get("model", {}).get("storageUri"):
         return str(predictor["model"]["storageUri"])
     for container in predictor.get("containers") or []:
@@ -280,7 +281,7 @@ def start(isvc: Obj, name: str, storage_uri: str | None = None, image: str | Non
         return _checked(changed)
     if not stable.get("name"):
         raise SpecError("a Standard-mode canary needs spec.predictor.name: name the stable predictor first")
-    if not _stable_storage_uri(stable):
+    if not model_uri(stable):
         raise SpecError(
             "KServe needs the stable predictor's model from storage (STORAGE_URI) for a Standard-mode canary"
         )

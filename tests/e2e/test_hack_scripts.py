@@ -8,15 +8,26 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.e2e.harness import HACK_DIR, REPO_ROOT, hack_scripts, run_script
 from tests.pins import read_versions
 
 SCRIPTS = hack_scripts()
-EXPECTED = {"lib.sh", "kind-up.sh", "install-kserve.sh", "build-and-load.sh", "deploy.sh", "e2e.sh"}
+EXPECTED = {
+    "lib.sh",
+    "kind-up.sh",
+    "install-kserve.sh",
+    "build-and-load.sh",
+    "deploy.sh",
+    "e2e.sh",
+    "backup.sh",
+    "restore.sh",
+}
 SEMVER = re.compile(r"v?\d+\.\d+\.\d+")
 VERSION_ASSIGNMENT = re.compile(r'^(?:readonly\s+)?([A-Z][A-Z0-9_]*_VERSION)="?([^"\s]*)"?', re.MULTILINE)
 TRIPWIRE_TOOLS = ("docker", "kind", "kubectl", "helm", "curl")
@@ -101,6 +112,17 @@ def test_unknown_flag_exits_2_with_a_message(script: Path, tripwires: tuple[dict
         ("deploy.sh", ["--values", "/no/such/values.yaml"], "does not exist"),
         ("deploy.sh", ["--kustomize", "--overlay", "overlays/nope"], "no kustomization.yaml"),
         ("e2e.sh", ["--name"], "--name needs a value"),
+        ("backup.sh", [], "--namespace is required"),
+        ("backup.sh", ["-n", "Bad_NS"], "--namespace 'Bad_NS' is not a namespace name"),
+        ("backup.sh", ["-n", "models", "--model-store", "/mnt/models"], "is not URI_PREFIX=DIR"),
+        ("backup.sh", ["-n", "models", "--model-store", "s3://m=/no/such/dir"], "/no/such/dir is not a directory"),
+        ("backup.sh", ["-n", "models", "-o", "README.md"], "--output README.md already exists"),
+        ("restore.sh", [], "BACKUP is required"),
+        ("restore.sh", ["/no/such/backup.tar.gz"], "BACKUP /no/such/backup.tar.gz does not exist"),
+        ("restore.sh", ["docs", "docs"], "unexpected argument 'docs': give one BACKUP"),
+        ("restore.sh", ["docs", "--wait", "soon"], "--wait 'soon' is not a whole number of seconds"),
+        ("restore.sh", ["docs", "-n", "Models"], "--namespace 'Models' is not a namespace name"),
+        ("restore.sh", ["docs", "--model-store", "s3://models"], "is not URI_PREFIX=DIR"),
     ],
 )
 def test_bad_values_exit_2_with_the_problem_named(
@@ -233,3 +255,62 @@ def test_controlplane_check_goes_with_build_only() -> None:
     result = run_script(HACK_DIR / "controlplane.sh", "--check", "up")
     assert result.returncode == 2
     assert "--check goes with build, not up" in result.stderr
+
+
+# --- hack/backup.sh and hack/restore.sh: a backup that cannot be read is refused before any kubectl --
+
+RESTORE = HACK_DIR / "restore.sh"
+
+
+def restore_without_cluster(
+    tripwires: tuple[dict[str, str], Path], *args: str, python: str = sys.executable
+) -> subprocess.CompletedProcess[str]:
+    env, called = tripwires
+    result = run_script(RESTORE, *args, env={**env, "SERVEKIT_PYTHON": python})
+    assert not called.exists(), f"restore.sh ran {called.read_text()} before refusing the backup"
+    return result
+
+
+def test_restore_refuses_an_archive_that_is_not_a_tar_gz(
+    tmp_path: Path, tripwires: tuple[dict[str, str], Path]
+) -> None:
+    archive = tmp_path / "backup.tar.gz"
+    archive.write_bytes(b"not gzip at all")
+    result = restore_without_cluster(tripwires, str(archive))
+    assert result.returncode == 1
+    assert f"restore.sh: error: cannot unpack {archive}: it is not a readable .tar.gz" in result.stderr
+
+
+def test_restore_refuses_an_archive_without_an_index(tmp_path: Path, tripwires: tuple[dict[str, str], Path]) -> None:
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("hello")
+    archive = tmp_path / "notes.tgz"
+    subprocess.run(["tar", "-czf", str(archive), "-C", str(tmp_path), "notes"], check=True)
+    result = restore_without_cluster(tripwires, str(archive))
+    assert result.returncode == 1
+    assert "holds 0 index.yaml files, expected 1: it is not an archive hack/backup.sh wrote" in result.stderr
+
+
+def test_restore_refuses_a_folder_whose_files_do_not_match_its_index(
+    tmp_path: Path, tripwires: tuple[dict[str, str], Path]
+) -> None:
+    index = {
+        "apiVersion": "servekit.dev/v1alpha1",
+        "kind": "Backup",
+        "format": 1,
+        "id": "models-20261126T093000Z",
+        "objects": [{"kind": "InferenceService", "name": "iris", "file": "inferenceservices/iris.yaml"}],
+        "helmReleases": [],
+    }
+    (tmp_path / "index.yaml").write_text(yaml.safe_dump(index))
+    result = restore_without_cluster(tripwires, str(tmp_path))
+    assert result.returncode == 1
+    assert "restore.sh: error: InferenceService iris: inferenceservices/iris.yaml is missing" in result.stderr
+
+
+def test_restore_without_a_python_that_has_servekit_says_what_to_install(
+    tmp_path: Path, tripwires: tuple[dict[str, str], Path]
+) -> None:
+    result = restore_without_cluster(tripwires, str(tmp_path), python="/bin/false")
+    assert result.returncode == 1
+    assert "no Python with the servekit package (tried: /bin/false)" in result.stderr
