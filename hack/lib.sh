@@ -222,6 +222,16 @@ isvc_deployments_match_spec() {
   [[ "$(isvc_predictor_deployments "${namespace}" "${isvc}" | sort)" == "$(isvc_current_deployments "${namespace}" "${isvc}")" ]]
 }
 
+# isvc_condition_true NAMESPACE NAME TYPE: KServe reports condition TYPE as True. Not `kubectl wait
+# --for=condition`: it also wants status.observedGeneration to equal the object's generation, and in
+# Standard mode KServe v0.20.0 writes its Deployment's generation there, so after a change to the
+# InferenceService that wait can run until its timeout although the condition is True.
+isvc_condition_true() {
+  local status
+  status="$(kube -n "$1" get inferenceservice "$2" -o "jsonpath={.status.conditions[?(@.type==\"$3\")].status}")"
+  [[ "${status}" == "True" ]]
+}
+
 # wait_for_isvc NAMESPACE NAME TIMEOUT_SECONDS: Ready (and CanaryPredictorReady with canaries),
 # every predictor Deployment rolled out. A Standard-mode InferenceService stays Ready during a
 # rolling update, so the condition alone says nothing about the last change.
@@ -239,18 +249,16 @@ wait_for_isvc() {
     show_isvc_diagnostics "${namespace}" "${isvc}"
     return 1
   fi
-  log "waiting for inferenceservice ${namespace}/${isvc} to be Ready"
-  if ! kube -n "${namespace}" wait --for=condition=Ready "inferenceservice/${isvc}" --timeout="${timeout}s" >/dev/null; then
-    show_isvc_diagnostics "${namespace}" "${isvc}"
-    return 1
-  fi
-  if [[ ${#deployments[@]} -gt 1 ]]; then
-    if ! kube -n "${namespace}" wait --for=condition=CanaryPredictorReady "inferenceservice/${isvc}" \
-      --timeout="${timeout}s" >/dev/null; then
+  local conditions=(Ready) condition
+  [[ ${#deployments[@]} -gt 1 ]] && conditions+=(CanaryPredictorReady)
+  for condition in "${conditions[@]}"; do
+    log "waiting for inferenceservice ${namespace}/${isvc} to be ${condition}"
+    if ! wait_until "${timeout}" "${condition} of inferenceservice ${namespace}/${isvc}" \
+      isvc_condition_true "${namespace}" "${isvc}" "${condition}"; then
       show_isvc_diagnostics "${namespace}" "${isvc}"
       return 1
     fi
-  fi
+  done
   log "inferenceservice ${namespace}/${isvc} is Ready ($(printf '%s ' "${deployments[@]}")rolled out)"
 }
 

@@ -224,6 +224,9 @@ def jsonpath(obj: dict[str, Any], path: str) -> str:
             f"{c['name']}:{str(c['ready']).lower()}:{c['trafficPercent']} " for c in status.get("canaryStatuses", [])
         ),
     }
+    condition = re.fullmatch(r'\{\.status\.conditions\[\?\(@\.type=="(\w+)"\)\]\.status\}', path)
+    if condition is not None:
+        return next((c["status"] for c in status.get("conditions", []) if c["type"] == condition[1]), "")
     if path not in values:
         raise Exit(1, f"fake kubectl: unsupported jsonpath {path}")
     return str(values[path])
@@ -234,6 +237,7 @@ def reconcile(isvc: dict[str, Any]) -> None:
     canaries = isvc["spec"].get("canary", [])
     isvc["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
     if canaries:
+        isvc["status"]["conditions"].append({"type": "CanaryPredictorReady", "status": "True"})
         isvc["status"]["canaryStatuses"] = [
             {"name": c["predictor"]["name"], "ready": True, "trafficPercent": c["trafficPercent"]} for c in canaries
         ]
