@@ -4,7 +4,8 @@ The CLI's ``run`` and the controller both call ``step``; they differ only in whe
 state between steps. The protocols are what a test or another backend implements:
 
 - ``InferenceServiceStore``: get an InferenceService; change it with a function, conflict-safe.
-- ``HistoryStore``: read and change the history entries of one InferenceService.
+- ``HistoryStore``: read and change the history entries of one InferenceService, and keep the
+  state of a ``servekit-canary run`` beside them.
 - ``EventRecorder``: record a Kubernetes Event on the InferenceService.
 - ``MetricSource``: the number one PromQL query returns (None: no data).
 - ``WebhookSender``: call one webhook, say whether it answered 2xx.
@@ -52,6 +53,12 @@ class HistoryStore(Protocol):
     def read(self, namespace: str, isvc: str) -> list[Entry]: ...
 
     def update(self, namespace: str, isvc: str, change: HistoryChange) -> list[Entry]: ...
+
+    def read_rollout(self, namespace: str, isvc: str) -> dict[str, Any] | None:
+        """The state ``servekit-canary run`` kept for the InferenceService, if any."""
+        ...
+
+    def write_rollout(self, namespace: str, isvc: str, state: dict[str, Any]) -> None: ...
 
 
 class EventRecorder(Protocol):

@@ -166,8 +166,10 @@ def test_run_exits_0_when_promoted(memory: MemoryEdges) -> None:
     lines = out.splitlines()
     assert lines[-1].startswith("models/iris Succeeded canary=v2 weight=50%")
     assert any("Progressing canary=v2 weight=20%" in line for line in lines), "plain lines when not a TTY"
-    state = json.loads(memory.isvcs.get("models", "iris")["metadata"]["annotations"][cli.STATE_ANNOTATION])
-    assert state["phase"] == "Succeeded", "the state is kept on the InferenceService"
+    state = memory.history.read_rollout("models", "iris")
+    assert state is not None and state["phase"] == "Succeeded", "the state is kept beside the history"
+    annotations = memory.isvcs.get("models", "iris")["metadata"]["annotations"]
+    assert list(annotations) == ["serving.kserve.io/deploymentMode"], "KServe copies annotations into the pods"
 
 
 def test_run_exits_1_when_rolled_back_and_prints_json(memory: MemoryEdges) -> None:
