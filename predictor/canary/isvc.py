@@ -2,7 +2,8 @@
 
 Standard mode: ``spec.canary[]{predictor{name, ...overrides}, trafficPercent}``. Promote = the
 canary's overrides merged over the stable predictor become ``spec.predictor`` under the canary's
-name, entry dropped; rollback = entry dropped.
+name (under the stable's own name when the model is the same: KServe renames only with a new
+model), entry dropped; rollback = entry dropped.
 
 Knative mode: ``spec.predictor.canaryTrafficPercent``. Promote = field removed; rollback = 0 with
 the previous predictor spec restored under it, and the field removed once KServe reports the
@@ -333,7 +334,12 @@ def promote(isvc: Obj) -> Obj:
         return _checked(changed)
     # minReplicas on the canary sized it next to the stable; the promoted one keeps the stable's.
     overrides = {k: v for k, v in spec["canary"][0]["predictor"].items() if k != "minReplicas"}
-    spec["predictor"] = merge_predictor(spec["predictor"], overrides)
+    promoted = merge_predictor(spec["predictor"], overrides)
+    if _stable_storage_uri(promoted) == _stable_storage_uri(spec["predictor"]):
+        # KServe's webhook refuses a new predictor.name without a new model ("predictor.name change
+        # requires a model change"): a canary of another image only rolls the stable predictor.
+        promoted["name"] = spec["predictor"]["name"]
+    spec["predictor"] = promoted
     del spec["canary"]
     return _checked(changed)
 

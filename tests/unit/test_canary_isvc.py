@@ -197,6 +197,15 @@ def test_knative_start_changes_the_predictor_with_a_traffic_share(object_validat
     assert "canary" not in started["spec"]
 
 
+def test_a_canary_of_another_image_only_is_promoted_under_the_stable_name(object_validator: ObjectValidator) -> None:
+    """KServe's webhook refuses "predictor.name change requires a model change (e.g. storageUri)"."""
+    started = isvc.start(standard_isvc(), "v2", image="servekit/predictor:0.2.0", weight=50)
+    promoted = valid(isvc.promote(started), object_validator)
+    predictor = promoted["spec"]["predictor"]
+    assert predictor["name"] == "v1" and "canary" not in promoted["spec"]
+    assert predictor["containers"][0]["image"] == "servekit/predictor:0.2.0"
+
+
 def test_knative_promote_removes_the_share_and_rollback_restores_the_previous_spec(
     object_validator: ObjectValidator,
 ) -> None:
