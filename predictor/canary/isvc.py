@@ -286,6 +286,11 @@ def start(isvc: Obj, name: str, storage_uri: str | None = None, image: str | Non
             "KServe needs the stable predictor's model from storage (STORAGE_URI) for a Standard-mode canary"
         )
     overrides = _with_overrides({k: v for k, v in stable.items() if k in ("containers", "model")}, storage_uri, image)
+    if stable.get("minReplicas", 1) >= 1:
+        # KServe sizes a canary without minReplicas by its share of the stable's: no pod at all
+        # at 0%, so it never becomes ready and a rollout could not begin. (The webhook refuses a
+        # canary minReplicas above the stable's, so a scale-to-zero stable gets none.)
+        overrides["minReplicas"] = 1
     changed["spec"]["canary"] = [{"trafficPercent": weight, "predictor": {"name": name, **overrides}}]
     return _checked(changed)
 

@@ -40,8 +40,17 @@ def test_start_adds_one_named_canary_entry(object_validator: ObjectValidator) ->
     assert env(entry["predictor"])["STORAGE_URI"] == V2_URI
     assert env(entry["predictor"])["PREDICTOR_MODEL_NAME"] == "iris", "the rest of the container is kept"
     assert not set(isvc.AUTOSCALING_FIELDS) & set(entry["predictor"]), "the webhook refuses autoscaling on a canary"
+    assert entry["predictor"]["minReplicas"] == 1, "KServe runs no pod for a canary at 0% without it"
     assert after["spec"]["predictor"] == before["spec"]["predictor"], "the stable predictor is untouched"
     assert "canary" not in before["spec"], "the argument is not changed"
+
+
+def test_a_scale_to_zero_stable_gets_a_canary_without_minreplicas(object_validator: ObjectValidator) -> None:
+    """The webhook refuses a canary minReplicas above the stable's."""
+    stable = standard_isvc()
+    stable["spec"]["predictor"]["minReplicas"] = 0
+    (entry,) = valid(isvc.start(stable, "v2", storage_uri=V2_URI), object_validator)["spec"]["canary"]
+    assert "minReplicas" not in entry["predictor"]
 
 
 def test_start_with_an_image_only() -> None:
