@@ -118,9 +118,18 @@ def stable_checksum(entries: list[Entry]) -> str | None:
 
 
 def change_isvc(edges: Edges, namespace: str, name: str, action: str, change: Change, message: str = "") -> Obj:
-    """Write one change and record it in the history."""
-    written = edges.isvcs.update(namespace, name, change)
-    record(edges, namespace, name, action, written, message)
+    """Write one change and record it in the history; a change that leaves the object as it is
+    writes nothing and records nothing, so a repeated command leaves no trace."""
+    wrote: list[bool] = []
+
+    def tracked(obj: Obj) -> Obj | None:
+        changed = change(obj)
+        wrote[:] = [changed is not None and changed != obj]  # the last try is the one that counts
+        return changed
+
+    written = edges.isvcs.update(namespace, name, tracked)
+    if wrote and wrote[-1]:
+        record(edges, namespace, name, action, written, message)
     return written
 
 
