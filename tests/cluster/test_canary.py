@@ -26,8 +26,9 @@ NO_ROUTE_WEIGHTS = {"v0.20.0"}
 def canary_values(**standard: Any) -> dict[str, Any]:
     values = ci_values(CANARY_VALUES)
     values["canary"]["standard"].update(standard)
-    # The promotion CronJob watches the rollout; these tests drive it by hand.
-    values["canaryPromotion"]["enabled"] = False
+    # The canary controller would drive the rollout; these tests drive it by hand.
+    values["canaryController"]["enabled"] = False
+    values["canaryAnalysis"]["enabled"] = False
     return values
 
 
