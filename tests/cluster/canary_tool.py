@@ -64,6 +64,24 @@ def stable_objects(overlay: Path = STANDARD_OVERLAY) -> list[dict[str, Any]]:
     return objects
 
 
+def start_stable(cluster: Cluster, namespace: str, isvc: str) -> dict[str, Any]:
+    """The Standard-mode overlay without its canary, Ready."""
+    cluster.apply(stable_objects(), namespace)
+    return cluster.wait_for_isvc(namespace, isvc)
+
+
+def wait_canary_ready(cluster: Cluster, namespace: str, isvc: str, canary: str, weight: int) -> dict[str, Any]:
+    """KServe runs the canary's Deployment and reports it ready at this weight."""
+
+    def reported(found: dict[str, Any], deployments: dict[str, Any]) -> bool:
+        statuses = found["status"].get("canaryStatuses") or []
+        return [(s["name"], s.get("ready"), s.get("trafficPercent")) for s in statuses] == [(canary, True, weight)]
+
+    found = cluster.wait_for_isvc(namespace, isvc, caught_up=reported)
+    assert f"{isvc}-{canary}-predictor" in cluster.names("deployments", namespace)
+    return found
+
+
 def history_config_map(cluster: Cluster, namespace: str, isvc: str) -> dict[str, Any]:
     found = cluster.get("configmap", f"{isvc}-canary-history", namespace)
     assert found is not None, f"no ConfigMap {isvc}-canary-history in {namespace}"

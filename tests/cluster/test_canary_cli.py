@@ -23,8 +23,9 @@ from tests.cluster.canary_tool import (
     json_of,
     ok,
     spec_generation,
-    stable_objects,
+    start_stable,
     token_kubeconfig,
+    wait_canary_ready,
 )
 from tests.cluster.cluster import Cluster, condition
 from tests.cluster.test_canary import check_promoted, check_rolled_back, deployment_names, uid_of
@@ -32,25 +33,8 @@ from tests.cluster.test_canary import check_promoted, check_rolled_back, deploym
 ISVC = "iris"
 
 
-def start_stable(cluster: Cluster, namespace: str) -> dict[str, Any]:
-    cluster.apply(stable_objects(), namespace)
-    return cluster.wait_for_isvc(namespace, ISVC)
-
-
-def wait_canary_ready(cluster: Cluster, namespace: str, canary: str, weight: int) -> dict[str, Any]:
-    """KServe runs the canary's Deployment and reports it ready at this weight."""
-
-    def reported(isvc: dict[str, Any], _: dict[str, Any]) -> bool:
-        statuses = [(s["name"], s.get("ready"), s.get("trafficPercent")) for s in isvc["status"].get("canaryStatuses") or []]
-        return statuses == [(canary, True, weight)]
-
-    isvc = cluster.wait_for_isvc(namespace, ISVC, caught_up=reported)
-    assert f"{ISVC}-{canary}-predictor" in deployment_names(cluster, namespace, ISVC)
-    return isvc
-
-
 def test_start_set_weight_promote_and_history(cluster: Cluster, namespace: str) -> None:
-    start_stable(cluster, namespace)
+    start_stable(cluster, namespace, ISVC)
     before = spec_generation(cluster, namespace, ISVC)
     start = ["start", ISVC, "--name", "v2", "--storage-uri", V2_URI, "--weight", "10"]
 
@@ -61,12 +45,12 @@ def test_start_set_weight_promote_and_history(cluster: Cluster, namespace: str) 
 
     started = json_of(canary_cli(cluster, namespace, *start, "-o", "json"))
     assert (started["action"], started["stable"], started["canary"], started["weight"]) == ("start", "v1", "v2", 10)
-    wait_canary_ready(cluster, namespace, "v2", 10)
+    wait_canary_ready(cluster, namespace, ISVC, "v2", 10)
     status = json_of(canary_cli(cluster, namespace, "status", ISVC, "-o", "json"))
     assert (status["mode"], status["canary"], status["ready"]) == ("Standard", "v2", True)
 
     ok(canary_cli(cluster, namespace, "set-weight", ISVC, "40"))
-    wait_canary_ready(cluster, namespace, "v2", 40)
+    wait_canary_ready(cluster, namespace, ISVC, "v2", 40)
     settled = spec_generation(cluster, namespace, ISVC)
     again = json_of(canary_cli(cluster, namespace, "set-weight", ISVC, "40", "-o", "json"))
     assert again["weight"] == 40 and spec_generation(cluster, namespace, ISVC) == settled, "a no-op wrote"
@@ -104,9 +88,9 @@ def check_history(cluster: Cluster, namespace: str) -> None:
 
 
 def test_rollback_removes_the_canary_deployment(cluster: Cluster, namespace: str) -> None:
-    start_stable(cluster, namespace)
+    start_stable(cluster, namespace, ISVC)
     ok(canary_cli(cluster, namespace, "start", ISVC, "--name", "v2", "--storage-uri", V2_URI, "--weight", "20"))
-    wait_canary_ready(cluster, namespace, "v2", 20)
+    wait_canary_ready(cluster, namespace, ISVC, "v2", 20)
 
     dry = ok(canary_cli(cluster, namespace, "rollback", ISVC, "--dry-run"))
     assert "-  canary:" in dry.stdout
@@ -123,9 +107,9 @@ def test_rollback_removes_the_canary_deployment(cluster: Cluster, namespace: str
 def test_a_canary_of_another_image_is_promoted_under_the_stable_name(cluster: Cluster, namespace: str) -> None:
     """KServe's webhook refuses a predictor.name change without a new model; the tool rolls the
     stable predictor to the canary's image instead."""
-    start_stable(cluster, namespace)
+    start_stable(cluster, namespace, ISVC)
     ok(canary_cli(cluster, namespace, "start", ISVC, "--name", "v2", "--image", "servekit/predictor:0.2.0"))
-    wait_canary_ready(cluster, namespace, "v2", 0)
+    wait_canary_ready(cluster, namespace, ISVC, "v2", 0)
     ok(canary_cli(cluster, namespace, "promote", ISVC))
 
     def rolled(isvc: dict[str, Any], deployments: dict[str, Any]) -> bool:
@@ -139,7 +123,7 @@ def test_a_canary_of_another_image_is_promoted_under_the_stable_name(cluster: Cl
 
 
 def test_refusals_exit_2_and_change_nothing(cluster: Cluster, namespace: str) -> None:
-    start_stable(cluster, namespace)
+    start_stable(cluster, namespace, ISVC)
     ok(canary_cli(cluster, namespace, "start", ISVC, "--name", "v2", "--storage-uri", V2_URI, "--weight", "10"))
     before = spec_generation(cluster, namespace, ISVC)
 
@@ -160,7 +144,7 @@ def test_refusals_exit_2_and_change_nothing(cluster: Cluster, namespace: str) ->
 
 def test_an_api_refusal_exits_2_with_the_servers_words(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
     """A user who may only read: the API server refuses the write (RBAC), in one line on stderr."""
-    start_stable(cluster, namespace)
+    start_stable(cluster, namespace, ISVC)
     reader = [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "reader"}},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "reader"}, "rules": [
@@ -186,7 +170,7 @@ def test_an_api_refusal_exits_2_with_the_servers_words(cluster: Cluster, namespa
 def test_two_writers_conflict_and_the_change_is_redone_on_a_fresh_read(cluster: Cluster, namespace: str) -> None:
     """A real 409 from the API server: another writer changes the object between the tool's read
     and its write; the tool reads again and applies its change on top of the other writer's."""
-    start_stable(cluster, namespace)
+    start_stable(cluster, namespace, ISVC)
     ok(canary_cli(cluster, namespace, "start", ISVC, "--name", "v2", "--storage-uri", V2_URI, "--weight", "10"))
     store = KubeInferenceServices(api_client(str(cluster.kubeconfig)))
     seen: list[dict[str, Any]] = []
@@ -207,7 +191,7 @@ def test_two_writers_conflict_and_the_change_is_redone_on_a_fresh_read(cluster: 
 def test_concurrent_processes_each_land_once(cluster: Cluster, namespace: str) -> None:
     """Four `set-weight` processes at once: each exits 0, none is lost in the history (whose
     ConfigMap writes conflict too), and one of them is the weight that stays."""
-    start_stable(cluster, namespace)
+    start_stable(cluster, namespace, ISVC)
     ok(canary_cli(cluster, namespace, "start", ISVC, "--name", "v2", "--storage-uri", V2_URI, "--weight", "10"))
     weights = [21, 22, 23, 24]
     with ThreadPoolExecutor(len(weights)) as pool:
