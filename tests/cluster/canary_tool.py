@@ -17,6 +17,7 @@ import yaml
 
 from tests.chart.rendering import MANIFESTS_DIR, kustomize_build
 from tests.cluster.cluster import Cluster
+from tests.integration.server import free_port
 
 STANDARD_OVERLAY = MANIFESTS_DIR / "overlays" / "standard-canary"
 KNATIVE_OVERLAY = MANIFESTS_DIR / "overlays" / "knative-canary"
@@ -119,3 +120,39 @@ def token_kubeconfig(cluster: Cluster, namespace: str, service_account: str, pat
     path.write_text(yaml.safe_dump(config))
     path.chmod(0o600)
     return path
+
+
+class ControllerProcess:
+    """`servekit-canary controller` as a process on this machine, with its log in a file."""
+
+    def __init__(self, kubeconfig: Path, namespace: str, log: Path, *flags: str) -> None:
+        self.command = [
+            servekit_canary(), "controller", "--kubeconfig", str(kubeconfig), "-n", namespace, "--tick", "1",
+            f"--liveness=http://127.0.0.1:{free_port()}/healthz", *flags,
+        ]  # fmt: skip
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ControllerProcess:
+        env = {key: value for key, value in os.environ.items() if key != "KUBECONFIG"}
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to write anything on the way out, as when a node dies."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+    def tail(self) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-30:]) if self.log.exists() else ""
