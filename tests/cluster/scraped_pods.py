@@ -51,7 +51,9 @@ class ScrapedPods:
         self.prometheus.add_targets(f"{namespace}-{isvc}", targets)
         for predictor, server in behaviour.items():
             if server is not None:
-                self.prometheus.wait_for_requests(f'namespace="{namespace}",app="{standard_app_label(isvc, predictor)}"')
+                self.prometheus.wait_for_requests(
+                    f'namespace="{namespace}",app="{standard_app_label(isvc, predictor)}"'
+                )
 
 
 @contextlib.contextmanager

@@ -129,13 +129,16 @@ def test_refusals_exit_2_and_change_nothing(cluster: Cluster, namespace: str) ->
 
     too_much = canary_cli(cluster, namespace, "set-weight", ISVC, "150")
     assert too_much.returncode == 2 and "weight 150 is not from 0 to 100" in too_much.stderr
+    assert spec_generation(cluster, namespace, ISVC) == before
 
-    # A second writer adds its own canary: the sum passes 100 with ours at 60, which the tool
-    # refuses before the API server sees it (KServe's webhook would, with its own words).
-    second = [{"op": "add", "path": "/spec/canary/-", "value": {"trafficPercent": 50, "predictor": {
-        "name": "v3", "containers": cluster.get("inferenceservice", ISVC, namespace)["spec"]["canary"][0]["predictor"]["containers"],  # type: ignore[index]
-    }}}]  # fmt: skip
-    cluster.kubectl("patch", "inferenceservice", ISVC, "-n", namespace, "--type=json", "-p", json.dumps(second))
+    # A second writer adds its own canary at 50%: ours at 60 would push the sum over 100. The tool
+    # drives one canary and says so before the API server sees anything.
+    isvc = cluster.get("inferenceservice", ISVC, namespace)
+    assert isvc is not None
+    containers = isvc["spec"]["canary"][0]["predictor"]["containers"]
+    other = {"trafficPercent": 50, "predictor": {"name": "v3", "containers": containers}}
+    add = [{"op": "add", "path": "/spec/canary/-", "value": other}]
+    cluster.kubectl("patch", "inferenceservice", ISVC, "-n", namespace, "--type=json", "-p", json.dumps(add))
     before = spec_generation(cluster, namespace, ISVC)
     two = canary_cli(cluster, namespace, "set-weight", ISVC, "60")
     assert two.returncode == 2 and "has 2 canaries ['v2', 'v3']; servekit-canary drives one" in two.stderr
@@ -157,11 +160,17 @@ def test_an_api_refusal_exits_2_with_the_servers_words(cluster: Cluster, namespa
     ]  # fmt: skip
     cluster.apply(reader, namespace)
     kubeconfig = token_kubeconfig(cluster, namespace, "reader", tmp_path / "reader.kubeconfig")
-    assert json_of(canary_cli(cluster, namespace, "status", ISVC, "-o", "json", kubeconfig=kubeconfig))["stable"] == "v1"
+    assert (
+        json_of(canary_cli(cluster, namespace, "status", ISVC, "-o", "json", kubeconfig=kubeconfig))["stable"] == "v1"
+    )
     before = spec_generation(cluster, namespace, ISVC)
-    refused = canary_cli(cluster, namespace, "start", ISVC, "--name", "v2", "--storage-uri", V2_URI, kubeconfig=kubeconfig)
+    refused = canary_cli(
+        cluster, namespace, "start", ISVC, "--name", "v2", "--storage-uri", V2_URI, kubeconfig=kubeconfig
+    )
     assert refused.returncode == 2
-    assert refused.stderr.startswith(f"servekit-canary: error: writing ConfigMap {namespace}/{ISVC}-canary-history: HTTP 403")
+    assert refused.stderr.startswith(
+        f"servekit-canary: error: writing ConfigMap {namespace}/{ISVC}-canary-history: HTTP 403"
+    )
     assert 'configmaps is forbidden: User "system:serviceaccount:' in refused.stderr
     assert len(refused.stderr.splitlines()) == 1
     assert spec_generation(cluster, namespace, ISVC) == before

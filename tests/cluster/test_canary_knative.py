@@ -52,7 +52,9 @@ def knative_namespace(cluster: Cluster, namespace: str, knative_config: None) ->
     """A namespace whose Knative Services get the status Knative would write."""
     with knative_status(cluster, namespace) as writer:
         yield namespace
-    assert not writer.errors or all("Conflict" in error or "conflict" in error for error in writer.errors), writer.errors
+    assert not writer.errors or all("Conflict" in error or "conflict" in error for error in writer.errors), (
+        writer.errors
+    )
 
 
 def predictor_status(cluster: Cluster, namespace: str) -> dict[str, Any]:
@@ -79,7 +81,8 @@ def wait_predictor(
 def traffic(status: dict[str, Any]) -> list[tuple[str, int, str | None, bool]]:
     """(revision, percent, tag, latestRevision) of each target, as Knative resolved them."""
     return [
-        (t["revisionName"], t["percent"], t.get("tag"), bool(t.get("latestRevision"))) for t in status.get("traffic", [])
+        (t["revisionName"], t["percent"], t.get("tag"), bool(t.get("latestRevision")))
+        for t in status.get("traffic", [])
     ]
 
 
@@ -117,7 +120,9 @@ def test_start_set_weight_and_promote(cluster: Cluster, knative_namespace: str) 
         {"latestRevision": True, "percent": 10},
         {"latestRevision": False, "percent": 90, "revisionName": revision(1), "tag": "prev"},
     ], "KServe splits the Knative Service's traffic by canaryTrafficPercent"
-    status = wait_predictor(cluster, namespace, "the canary revision", lambda s: s.get("latestReadyRevision") == revision(2))
+    status = wait_predictor(
+        cluster, namespace, "the canary revision", lambda s: s.get("latestReadyRevision") == revision(2)
+    )
     assert traffic(status) == [(revision(2), 10, None, True), (revision(1), 90, "prev", False)]
     shown = json_of(canary_cli(cluster, namespace, "status", ISVC, "-o", "json"))
     assert (shown["stable"], shown["canary"], shown["ready"]) == (revision(1), revision(2), True)
@@ -147,7 +152,9 @@ def test_the_two_step_rollback(cluster: Cluster, knative_namespace: str) -> None
     # Step one: 0% on a new revision of the previous spec; the stable one keeps every request.
     first = json_of(canary_cli(cluster, namespace, "rollback", ISVC, "-o", "json"))
     assert first["restoring"] is True and first["canary"] is None
-    status = wait_predictor(cluster, namespace, "the restored revision", lambda s: s.get("latestReadyRevision") == revision(3))
+    status = wait_predictor(
+        cluster, namespace, "the restored revision", lambda s: s.get("latestReadyRevision") == revision(3)
+    )
     assert traffic(status) == [(revision(3), 0, None, True), (revision(1), 100, "prev", False)]
     restored = cluster.get("services.serving.knative.dev", SERVICE, namespace)["spec"]["template"]  # type: ignore[index]
     assert restored["spec"] == stable_template["spec"], "the previous predictor spec is back"
@@ -156,7 +163,10 @@ def test_the_two_step_rollback(cluster: Cluster, knative_namespace: str) -> None
     second = ok(canary_cli(cluster, namespace, "rollback", ISVC))
     assert second.stdout.startswith("rollback finished: the restored spec serves all traffic"), second.stdout
     status = wait_predictor(
-        cluster, namespace, "the restored revision rolled out", lambda s: s.get("latestRolledoutRevision") == revision(3)
+        cluster,
+        namespace,
+        "the restored revision rolled out",
+        lambda s: s.get("latestRolledoutRevision") == revision(3),
     )
     assert traffic(status) == [(revision(3), 100, None, True)]
     isvc = cluster.get("inferenceservice", ISVC, namespace)

@@ -50,9 +50,7 @@ def test_run_promotes_or_rolls_back_on_the_cluster(
     stable_generation = deployment_generation(cluster, namespace, f"{ISVC}-v1-predictor")
     canary_uid = uid_of(cluster, "deployment", f"{ISVC}-v2-predictor", namespace)
 
-    run = canary_cli(
-        cluster, namespace, "run", ISVC, "--prometheus-url", scraped.url, *ANALYSIS, timeout=RUN_TIMEOUT
-    )
+    run = canary_cli(cluster, namespace, "run", ISVC, "--prometheus-url", scraped.url, *ANALYSIS, timeout=RUN_TIMEOUT)
     assert run.returncode == code, f"exit {run.returncode}\n{run.stdout}\n{run.stderr}"
     assert run.stdout.splitlines()[-1].startswith(f"{namespace}/{ISVC} {phase} canary=v2"), run.stdout
     if code != 0:
