@@ -11,6 +11,8 @@ from tests.chart.k8s_checks import kserve_canary_predictor
 from tests.cluster.cluster import ISVC_LABEL, Cluster
 
 PREDICTOR_CONTAINER = "kserve-container"
+# KServe's label that keeps an InferenceService off the ingress gateway (no HTTPRoute).
+VISIBILITY_LABEL = "networking.kserve.io/visibility"
 EMPTY_DEPLOYMENT: dict[str, Any] = {"metadata": {"name": "(missing)"}, "spec": {"template": {"spec": {}}}}
 # The fields of our container that KServe must carry over into its Deployment as we wrote them.
 CONTAINER_FIELDS = (
@@ -278,7 +280,11 @@ def check_reconciled(cluster: Cluster, namespace: str, rendered: list[dict[str, 
         raise AssertionError(f"{error}\nKServe's Deployments differ from ours:\n" + "\n".join(problems)) from None
     stable = next(iter(predictors))
     check_autoscaler(cluster, namespace, ours, stable)
-    check_routes(cluster, namespace, name, stable)
+    if ours["metadata"].get("labels", {}).get(VISIBILITY_LABEL) == "cluster-local":
+        routes = isvc_routes(cluster, namespace, name)
+        assert not routes, f"{name} is cluster-local, yet KServe routes it from the gateway: {routes}"
+    else:
+        check_routes(cluster, namespace, name, stable)
     check_policies(cluster, namespace, name, rendered)
     check_gpu_placement(cluster, namespace, name, ours["spec"]["predictor"])
     return isvc
