@@ -28,7 +28,14 @@ from tests.cluster.canary_tool import (
     wait_canary_ready,
 )
 from tests.cluster.cluster import Cluster, condition
-from tests.cluster.test_canary import check_promoted, check_rolled_back, deployment_names, uid_of
+from tests.cluster.test_canary import (
+    check_promoted,
+    check_rolled_back,
+    check_route_weights,
+    deployment_names,
+    skip_without_route_weights,
+    uid_of,
+)
 
 ISVC = "iris"
 
@@ -85,6 +92,15 @@ def check_history(cluster: Cluster, namespace: str) -> None:
     assert all(e["time"].endswith("Z") for e in entries)
     shown = json_of(canary_cli(cluster, namespace, "history", ISVC, "-o", "json"))
     assert shown == entries
+
+
+def test_set_weight_moves_the_httproute_weights(cluster: Cluster, namespace: str) -> None:
+    skip_without_route_weights(cluster)
+    start_stable(cluster, namespace, ISVC)
+    ok(canary_cli(cluster, namespace, "start", ISVC, "--name", "v2", "--storage-uri", V2_URI, "--weight", "10"))
+    wait_canary_ready(cluster, namespace, ISVC, "v2", 10)
+    ok(canary_cli(cluster, namespace, "set-weight", ISVC, "30"))
+    check_route_weights(cluster, namespace, wait_canary_ready(cluster, namespace, ISVC, "v2", 30))
 
 
 def test_rollback_removes_the_canary_deployment(cluster: Cluster, namespace: str) -> None:
