@@ -77,16 +77,21 @@ class Entry:
         )  # fmt: skip
 
 
-def parse(text: str | None) -> list[Entry]:
-    if not text:
-        return []
+def _loaded(text: str, key: str, expected: type, described: str) -> Any:
+    """The JSON value of one data key, of the expected type."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise HistoryError(f"{DATA_KEY} is not valid JSON: {exc}") from None
-    if not isinstance(data, list):
-        raise HistoryError(f"{DATA_KEY} must be a JSON array, got {type(data).__name__}")
-    return [Entry.from_dict(item) for item in data]
+        raise HistoryError(f"{key} is not valid JSON: {exc}") from None
+    if not isinstance(data, expected):
+        raise HistoryError(f"{key} must be {described}, got {type(data).__name__}")
+    return data
+
+
+def parse(text: str | None) -> list[Entry]:
+    if not text:
+        return []
+    return [Entry.from_dict(item) for item in _loaded(text, DATA_KEY, list, "a JSON array")]
 
 
 def dump(entries: list[Entry]) -> str:
@@ -142,10 +147,5 @@ def config_map(namespace: str, isvc: str, entries: list[Entry] | None = None, ro
 def parse_rollout(text: str | None) -> Obj | None:
     if not text:
         return None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise HistoryError(f"{ROLLOUT_KEY} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise HistoryError(f"{ROLLOUT_KEY} must be a JSON object, got {type(data).__name__}")
+    data: Obj = _loaded(text, ROLLOUT_KEY, dict, "a JSON object")
     return data
