@@ -278,7 +278,9 @@ def apply_change(
     written = rollout.change_isvc(edges, args.namespace, args.isvc, action, change, f"servekit-canary {action}")
     checksum = rollout.stable_checksum(edges.history.read(args.namespace, args.isvc))
     info = describe(written, checksum, rollout_state(edges, args.namespace, args.isvc))
-    emit(args, out, {"changed": True, "action": action, **info}, f"{action}: done\n{status_text(info)}")
+    changed = written.get("spec") != current.get("spec")
+    done = "done" if changed else "nothing to change"
+    emit(args, out, {"changed": changed, "action": action, **info}, f"{action}: {done}\n{status_text(info)}")
     return EXIT_OK
 
 

@@ -60,7 +60,8 @@ def test_start_set_weight_promote_and_history(cluster: Cluster, namespace: str) 
     wait_canary_ready(cluster, namespace, ISVC, "v2", 40)
     settled = spec_generation(cluster, namespace, ISVC)
     again = json_of(canary_cli(cluster, namespace, "set-weight", ISVC, "40", "-o", "json"))
-    assert again["weight"] == 40 and spec_generation(cluster, namespace, ISVC) == settled, "a no-op wrote"
+    assert (again["weight"], again["changed"]) == (40, False)
+    assert spec_generation(cluster, namespace, ISVC) == settled, "a no-op wrote"
 
     canary_uid = uid_of(cluster, "deployment", f"{ISVC}-v2-predictor", namespace)
     promoted = json_of(canary_cli(cluster, namespace, "promote", ISVC, "-o", "json"))

@@ -124,7 +124,8 @@ def test_manual_rollout_and_its_history(memory: MemoryEdges) -> None:
     code, out = run_cli(memory, "set-weight", "iris", "40", *ns, "-o", "json")
     assert code == 0 and json.loads(out)["weight"] == 40 and json.loads(out)["canary"] == "v2"
     writes = memory.isvcs.writes
-    assert run_cli(memory, "set-weight", "iris", "40", *ns)[0] == 0
+    code, out = run_cli(memory, "set-weight", "iris", "40", *ns, "-o", "json")
+    assert code == 0 and json.loads(out)["changed"] is False
     assert memory.isvcs.writes == writes, "the same weight again writes nothing and records nothing"
     assert run_cli(memory, "promote", "iris", *ns)[1].startswith("promote: done")
     assert memory.isvcs.get("models", "iris")["spec"]["predictor"]["name"] == "v2"
