@@ -207,15 +207,20 @@ def test_manifests_controller_rolls_back_a_failing_canary(
     start_stable(cluster, namespace, "iris")
     cluster.apply([example_analysis(scraped.url)], namespace)
     kubeconfig = token_kubeconfig(cluster, namespace, "servekit-canary-controller", tmp_path / "sa.kubeconfig")
-    controller = ControllerProcess(kubeconfig, namespace, tmp_path / "controller.log").start()
-    controllers.append(controller)
-    wait_phase(cluster, namespace, "iris", "Idle", controller)
+
+    def controller() -> ControllerProcess:
+        controllers.append(ControllerProcess(kubeconfig, namespace, tmp_path / "controller.log").start())
+        return controllers[-1]
+
+    idle = controller()
+    wait_phase(cluster, namespace, "iris", "Idle", idle)
+    idle.stop()  # off while the canary's pods come up and get scraped: the analysis starts with series
 
     ok(canary_cli(cluster, namespace, "start", "iris", "--name", "v2", "--storage-uri", V2_URI))
     wait_canary_ready(cluster, namespace, "iris", "v2", 0)
     scraped.scrape(cluster, namespace, "iris", {"v1": "healthy", "v2": "failing"})
-    final = wait_phase(cluster, namespace, "iris", "Failed", controller, finished=True)
-    assert "request-success-rate" in final["message"] and final["failedChecks"] == 2
+    final = wait_phase(cluster, namespace, "iris", "Failed", controller(), finished=True)
+    assert "request-success-rate: 0.00% (min 99%)" in final["message"] and final["failedChecks"] == 2
     assert final["conditions"][0]["type"] == "Promoted" and final["conditions"][0]["status"] == "False"
     check_rolled_back(cluster, namespace, "iris", "v1")
     reasons = [(e["reason"], e["type"]) for e in isvc_events(cluster, namespace, "iris")]
