@@ -64,9 +64,11 @@ def test_start_set_weight_promote_and_history(cluster: Cluster, namespace: str) 
     assert spec_generation(cluster, namespace, ISVC) == settled, "a no-op wrote"
 
     canary_uid = uid_of(cluster, "deployment", f"{ISVC}-v2-predictor", namespace)
+    canary_pods = cluster.names("pods", namespace, f"app=isvc.{ISVC}-v2-predictor")
     promoted = json_of(canary_cli(cluster, namespace, "promote", ISVC, "-o", "json"))
     assert (promoted["stable"], promoted["canary"]) == ("v2", None)
     check_promoted(cluster, namespace, ISVC, "v2", canary_uid)
+    assert cluster.names("pods", namespace, f"app=isvc.{ISVC}-v2-predictor") == canary_pods, "KServe kept its pods"
     repeated = ok(canary_cli(cluster, namespace, "promote", ISVC))
     assert repeated.stdout.startswith("nothing to do: InferenceService 'iris' has no canary to promote")
 
