@@ -265,20 +265,28 @@ def _stable_storage_uri(predictor: Obj) -> str | None:
 
 
 def start(isvc: Obj, name: str, storage_uri: str | None = None, image: str | None = None, weight: int = 0) -> Obj:
-    """A new canary with another model and/or image, at ``weight`` percent."""
+    """A new canary with another model and/or image, at ``weight`` percent. The same start again
+    changes nothing (a retried command is harmless); another one over a canary is refused."""
     if not (storage_uri or image):
         raise SpecError("give --storage-uri or --image (or both): a canary like the stable one tests nothing")
     _check_weight(weight)
     current = view(isvc)
+    changed = _with_canary(isvc, current.mode, name, storage_uri, image, weight)
     if current.present:
+        if changed == isvc:
+            return changed
         raise SpecError(
             f"InferenceService {name_of(isvc)!r} already has a canary {current.canary!r}: promote or roll it back first"
         )
+    return _checked(changed)
+
+
+def _with_canary(isvc: Obj, mode: Mode, name: str, storage_uri: str | None, image: str | None, weight: int) -> Obj:
     changed = copy.deepcopy(isvc)
     stable = changed["spec"]["predictor"]
-    if current.mode == Mode.KNATIVE:
+    if mode == Mode.KNATIVE:
         changed["spec"]["predictor"] = {**_with_overrides(stable, storage_uri, image), CANARY_PERCENT: weight}
-        return _checked(changed)
+        return changed
     if not stable.get("name"):
         raise SpecError("a Standard-mode canary needs spec.predictor.name: name the stable predictor first")
     if not _stable_storage_uri(stable):
@@ -292,7 +300,7 @@ def start(isvc: Obj, name: str, storage_uri: str | None = None, image: str | Non
         # canary minReplicas above the stable's, so a scale-to-zero stable gets none.)
         overrides["minReplicas"] = 1
     changed["spec"]["canary"] = [{"trafficPercent": weight, "predictor": {"name": name, **overrides}}]
-    return _checked(changed)
+    return changed
 
 
 def _check_weight(weight: int) -> None:

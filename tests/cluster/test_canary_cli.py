@@ -53,6 +53,9 @@ def test_start_set_weight_promote_and_history(cluster: Cluster, namespace: str) 
     started = json_of(canary_cli(cluster, namespace, *start, "-o", "json"))
     assert (started["action"], started["stable"], started["canary"], started["weight"]) == ("start", "v1", "v2", 10)
     wait_canary_ready(cluster, namespace, ISVC, "v2", 10)
+    generation = spec_generation(cluster, namespace, ISVC)
+    assert json_of(canary_cli(cluster, namespace, *start, "-o", "json"))["changed"] is False, "the same start again"
+    assert spec_generation(cluster, namespace, ISVC) == generation
     status = json_of(canary_cli(cluster, namespace, "status", ISVC, "-o", "json"))
     assert (status["mode"], status["canary"], status["ready"]) == ("Standard", "v2", True)
 
@@ -76,7 +79,8 @@ def test_start_set_weight_promote_and_history(cluster: Cluster, namespace: str) 
     # Restore the baseline: the stable predictor v1 with its own model, reconciled by KServe.
     ok(canary_cli(cluster, namespace, "restore", ISVC, "1"))
     check_rolled_back(cluster, namespace, ISVC, "v1")
-    assert history_actions(cluster, namespace, ISVC)[-1] == "restore"
+    assert json_of(canary_cli(cluster, namespace, "restore", ISVC, "1", "-o", "json"))["changed"] is False
+    assert history_actions(cluster, namespace, ISVC)[-2:] == ["promote", "restore"]
 
 
 def check_history(cluster: Cluster, namespace: str) -> None:

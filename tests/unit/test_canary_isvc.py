@@ -7,11 +7,12 @@ what the tool writes is what the API server accepts.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import pytest
 
 from predictor.canary import isvc
-from predictor.canary.isvc import Mode, NoCanary, SpecError
+from predictor.canary.isvc import Mode, NoCanary, Obj, SpecError
 from tests.chart.k8s_checks import ObjectValidator
 from tests.unit.canary_edges import knative_isvc, knative_status, standard_isvc, standard_status
 
@@ -51,6 +52,14 @@ def test_a_scale_to_zero_stable_gets_a_canary_without_minreplicas(object_validat
     stable["spec"]["predictor"]["minReplicas"] = 0
     (entry,) = valid(isvc.start(stable, "v2", storage_uri=V2_URI), object_validator)["spec"]["canary"]
     assert "minReplicas" not in entry["predictor"]
+
+
+@pytest.mark.parametrize("make", [standard_isvc, knative_isvc])
+def test_the_same_start_again_changes_nothing(make: Callable[[], Obj]) -> None:
+    started = isvc.start(make(), "v2", storage_uri=V2_URI, weight=10)
+    assert isvc.start(started, "v2", storage_uri=V2_URI, weight=10) == started
+    with pytest.raises(SpecError, match="already has a canary"):
+        isvc.start(started, "v2", storage_uri=V2_URI, weight=20)
 
 
 def test_start_with_an_image_only() -> None:
