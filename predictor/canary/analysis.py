@@ -104,7 +104,9 @@ def _success_rate(values: dict[str, float | None], side: str, spec: AnalysisSpec
     if requests < spec.min_requests:
         return None, f"too few requests: {requests:.0f} < {spec.min_requests}"
     errors = _number(values.get(f"{side}.errors")) or 0.0  # no 5xx series: none answered 5xx
-    return 100.0 * (1.0 - errors / requests), ""
+    # The two counts come from two instant queries, each extrapolated by increase(): when every
+    # answer is a 5xx, errors can come out a hair above requests. The rate stays in 0..100.
+    return max(0.0, 100.0 * (1.0 - errors / requests)), ""
 
 
 def _p99_ms(values: dict[str, float | None], side: str) -> float | None:

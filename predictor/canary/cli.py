@@ -25,7 +25,6 @@ from predictor.canary.state import ACTIVE, TERMINAL, Phase, RolloutState
 
 PROG = "servekit-canary"
 EXIT_OK, EXIT_ROLLED_BACK, EXIT_ERROR = 0, 1, 2
-STATE_ANNOTATION = "servekit.dev/canary-rollout"
 
 
 class UsageError(Exception):
@@ -213,14 +212,14 @@ def spec_diff(before: Obj, after: Obj, name: str) -> str:
     return "".join(diff) or "no change\n"
 
 
-def rollout_state(obj: Obj) -> RolloutState | None:
-    text = obj.get("metadata", {}).get("annotations", {}).get(STATE_ANNOTATION)
-    return RolloutState.from_dict(json.loads(text)) if text else None
+def rollout_state(edges: Edges, namespace: str, name: str) -> RolloutState | None:
+    """The state a `run` kept (in the history ConfigMap), if any."""
+    kept = edges.history.read_rollout(namespace, name)
+    return RolloutState.from_dict(kept) if kept else None
 
 
-def describe(obj: Obj, stable_checksum: str | None) -> dict[str, Any]:
+def describe(obj: Obj, stable_checksum: str | None, kept: RolloutState | None) -> dict[str, Any]:
     view = isvc.view(obj, stable_checksum)
-    kept = rollout_state(obj)
     return {
         "namespace": view.namespace,
         "name": view.isvc,
@@ -255,7 +254,8 @@ def status_text(info: dict[str, Any]) -> str:
 
 def cmd_status(args: argparse.Namespace, edges: Edges, out: IO[str]) -> int:
     obj = edges.isvcs.get(args.namespace, args.isvc)
-    info = describe(obj, rollout.stable_checksum(edges.history.read(args.namespace, args.isvc)))
+    checksum = rollout.stable_checksum(edges.history.read(args.namespace, args.isvc))
+    info = describe(obj, checksum, rollout_state(edges, args.namespace, args.isvc))
     emit(args, out, info, status_text(info))
     return EXIT_OK
 
@@ -277,8 +277,10 @@ def apply_change(
         rollout.record_baseline(edges, args.namespace, args.isvc, current)
     written = rollout.change_isvc(edges, args.namespace, args.isvc, action, change, f"servekit-canary {action}")
     checksum = rollout.stable_checksum(edges.history.read(args.namespace, args.isvc))
-    info = describe(written, checksum)
-    emit(args, out, {"changed": True, "action": action, **info}, f"{action}: done\n{status_text(info)}")
+    info = describe(written, checksum, rollout_state(edges, args.namespace, args.isvc))
+    changed = written.get("spec") != current.get("spec")
+    done = "done" if changed else "nothing to change"
+    emit(args, out, {"changed": changed, "action": action, **info}, f"{action}: {done}\n{status_text(info)}")
     return EXIT_OK
 
 
@@ -294,7 +296,7 @@ def cmd_rollback(args: argparse.Namespace, edges: Edges, out: IO[str]) -> int:
 
 def _settle(args: argparse.Namespace, edges: Edges, out: IO[str], checksum: str | None) -> int:
     written = edges.isvcs.update(args.namespace, args.isvc, lambda obj: isvc.settle(obj, checksum))
-    info = describe(written, checksum)
+    info = describe(written, checksum, rollout_state(edges, args.namespace, args.isvc))
     text = (
         "rollback finished: the restored spec serves all traffic"
         if not info["restoring"]
@@ -330,14 +332,15 @@ def cmd_run(args: argparse.Namespace, edges: Edges, out: IO[str]) -> int:
     spec = analysis_spec(args)
     obj = edges.isvcs.get(args.namespace, args.isvc)
     view = isvc.view(obj)
-    current = rollout_state(obj) or RolloutState()
+    current = rollout_state(edges, args.namespace, args.isvc) or RolloutState()
     if not view.present and current.phase not in ACTIVE:
         raise UsageError(f"InferenceService {args.namespace}/{args.isvc} has no canary: `{PROG} start` one first")
     shown = display.for_stream(out) if args.output == "text" else display.PlainDisplay(sys.stderr)
     try:
         while True:
-            current = rollout.step(edges, spec, args.namespace, args.isvc, current)
-            _save_state(edges, args.namespace, args.isvc, current)
+            before, current = current, rollout.step(edges, spec, args.namespace, args.isvc, current)
+            if current != before:
+                edges.history.write_rollout(args.namespace, args.isvc, current.to_dict())
             shown.update(isvc.view(edges.isvcs.get(args.namespace, args.isvc)), current)
             if current.phase in TERMINAL and current.finished:
                 break
@@ -347,16 +350,6 @@ def cmd_run(args: argparse.Namespace, edges: Edges, out: IO[str]) -> int:
     if args.output == "json":
         print(json.dumps(current.to_dict(), indent=2), file=out)
     return EXIT_OK if current.phase == Phase.SUCCEEDED else EXIT_ROLLED_BACK
-
-
-def _save_state(edges: Edges, namespace: str, name: str, current: RolloutState) -> None:
-    text = json.dumps(current.to_dict(), sort_keys=True)
-
-    def annotate(obj: Obj) -> Obj:
-        obj.setdefault("metadata", {}).setdefault("annotations", {})[STATE_ANNOTATION] = text
-        return obj
-
-    edges.isvcs.update(namespace, name, annotate)
 
 
 def dispatch(args: argparse.Namespace, edges: Edges, out: IO[str]) -> int:

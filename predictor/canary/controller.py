@@ -10,6 +10,7 @@ Decisions are recorded as Kubernetes Events on the InferenceService.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 from collections.abc import Callable
@@ -173,6 +174,7 @@ def build_registry(args: argparse.Namespace) -> Any:
     kopf.timer(
         ANALYSIS_GROUP, ANALYSIS_VERSION, ANALYSIS_PLURAL, interval=args.tick, labels=labels or None, registry=registry
     )(on_timer)
+    _timers_without_finalizer(registry)
 
     def configure(settings: Any, **_: Any) -> None:
         settings.peering.standalone = True  # one replica (Recreate); no peering CRD to install
@@ -195,6 +197,16 @@ def build_registry(args: argparse.Namespace) -> Any:
     kopf.on.startup(registry=registry)(configure)
     kopf.on.login(registry=registry)(login)
     return registry
+
+
+def _timers_without_finalizer(registry: Any) -> None:
+    """kopf puts a finalizer on every object a timer watches, to stop the timer before the object
+    goes, and offers no flag against it. Ours keeps nothing in memory to stop, and the finalizer
+    would keep a CanaryAnalysis (and so its namespace) from being deleted whenever no controller
+    runs: after `helm uninstall` stopped it first, or with the controller scaled to zero. A
+    controller started with this registry also removes the finalizer an older one left."""
+    spawning = registry._spawning
+    spawning._handlers[:] = [dataclasses.replace(h, requires_finalizer=False) for h in spawning._handlers]
 
 
 def run_controller(args: argparse.Namespace) -> int:

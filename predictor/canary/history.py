@@ -4,6 +4,10 @@ Kept in a ConfigMap ``<isvc>-canary-history`` beside the InferenceService (label
 ``app.kubernetes.io/managed-by: servekit-canary`` and ``servekit.dev/inferenceservice: <isvc>``),
 data key ``history.json``: a JSON array, oldest first. Each entry has an integer ``revision``,
 ``time``, ``action`` and the ``predictor`` and ``canary`` specs the change wrote.
+
+The same ConfigMap keeps the state of a ``servekit-canary run`` under ``rollout.json``. Not on the
+InferenceService: KServe copies its annotations into the predictor's pod template (Standard) and
+revision template (Knative), so every saved state would restart the pods or make a new revision.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 from predictor.canary.isvc import CANARY_PERCENT, Obj
 
 DATA_KEY = "history.json"
+ROLLOUT_KEY = "rollout.json"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "servekit-canary"
 ISVC_LABEL = "servekit.dev/inferenceservice"
@@ -72,16 +77,21 @@ class Entry:
         )  # fmt: skip
 
 
-def parse(text: str | None) -> list[Entry]:
-    if not text:
-        return []
+def _loaded(text: str, key: str, expected: type, described: str) -> Any:
+    """The JSON value of one data key, of the expected type."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise HistoryError(f"{DATA_KEY} is not valid JSON: {exc}") from None
-    if not isinstance(data, list):
-        raise HistoryError(f"{DATA_KEY} must be a JSON array, got {type(data).__name__}")
-    return [Entry.from_dict(item) for item in data]
+        raise HistoryError(f"{key} is not valid JSON: {exc}") from None
+    if not isinstance(data, expected):
+        raise HistoryError(f"{key} must be {described}, got {type(data).__name__}")
+    return data
+
+
+def parse(text: str | None) -> list[Entry]:
+    if not text:
+        return []
+    return [Entry.from_dict(item) for item in _loaded(text, DATA_KEY, list, "a JSON array")]
 
 
 def dump(entries: list[Entry]) -> str:
@@ -117,7 +127,11 @@ def last_stable_predictor(entries: list[Entry]) -> Obj | None:
     return None
 
 
-def config_map(namespace: str, isvc: str, entries: list[Entry]) -> Obj:
+def config_map(namespace: str, isvc: str, entries: list[Entry] | None = None, rollout: Obj | None = None) -> Obj:
+    """The ConfigMap with the entries and/or the run state given (a merge patch keeps the other key)."""
+    data = {DATA_KEY: dump(entries)} if entries is not None else {}
+    if rollout is not None:
+        data[ROLLOUT_KEY] = json.dumps(rollout, sort_keys=True)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -126,5 +140,12 @@ def config_map(namespace: str, isvc: str, entries: list[Entry]) -> Obj:
             "namespace": namespace,
             "labels": {MANAGED_BY_LABEL: MANAGED_BY, ISVC_LABEL: isvc},
         },
-        "data": {DATA_KEY: dump(entries)},
+        "data": data,
     }
+
+
+def parse_rollout(text: str | None) -> Obj | None:
+    if not text:
+        return None
+    data: Obj = _loaded(text, ROLLOUT_KEY, dict, "a JSON object")
+    return data

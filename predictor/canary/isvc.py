@@ -2,7 +2,8 @@
 
 Standard mode: ``spec.canary[]{predictor{name, ...overrides}, trafficPercent}``. Promote = the
 canary's overrides merged over the stable predictor become ``spec.predictor`` under the canary's
-name, entry dropped; rollback = entry dropped.
+name (under the stable's own name when the model is the same: KServe renames only with a new
+model), entry dropped; rollback = entry dropped.
 
 Knative mode: ``spec.predictor.canaryTrafficPercent``. Promote = field removed; rollback = 0 with
 the previous predictor spec restored under it, and the field removed once KServe reports the
@@ -265,20 +266,28 @@ def model_uri(predictor: Obj) -> str | None:
 
 
 def start(isvc: Obj, name: str, storage_uri: str | None = None, image: str | None = None, weight: int = 0) -> Obj:
-    """A new canary with another model and/or image, at ``weight`` percent."""
+    """A new canary with another model and/or image, at ``weight`` percent. The same start again
+    changes nothing (a retried command is harmless); another one over a canary is refused."""
     if not (storage_uri or image):
         raise SpecError("give --storage-uri or --image (or both): a canary like the stable one tests nothing")
     _check_weight(weight)
     current = view(isvc)
+    changed = _with_canary(isvc, current.mode, name, storage_uri, image, weight)
     if current.present:
+        if changed == isvc:
+            return changed
         raise SpecError(
             f"InferenceService {name_of(isvc)!r} already has a canary {current.canary!r}: promote or roll it back first"
         )
+    return _checked(changed)
+
+
+def _with_canary(isvc: Obj, mode: Mode, name: str, storage_uri: str | None, image: str | None, weight: int) -> Obj:
     changed = copy.deepcopy(isvc)
     stable = changed["spec"]["predictor"]
-    if current.mode == Mode.KNATIVE:
+    if mode == Mode.KNATIVE:
         changed["spec"]["predictor"] = {**_with_overrides(stable, storage_uri, image), CANARY_PERCENT: weight}
-        return _checked(changed)
+        return changed
     if not stable.get("name"):
         raise SpecError("a Standard-mode canary needs spec.predictor.name: name the stable predictor first")
     if not model_uri(stable):
@@ -286,8 +295,13 @@ def start(isvc: Obj, name: str, storage_uri: str | None = None, image: str | Non
             "KServe needs the stable predictor's model from storage (STORAGE_URI) for a Standard-mode canary"
         )
     overrides = _with_overrides({k: v for k, v in stable.items() if k in ("containers", "model")}, storage_uri, image)
+    if stable.get("minReplicas", 1) >= 1:
+        # KServe sizes a canary without minReplicas by its share of the stable's: no pod at all
+        # at 0%, so it never becomes ready and a rollout could not begin. (The webhook refuses a
+        # canary minReplicas above the stable's, so a scale-to-zero stable gets none.)
+        overrides["minReplicas"] = 1
     changed["spec"]["canary"] = [{"trafficPercent": weight, "predictor": {"name": name, **overrides}}]
-    return _checked(changed)
+    return changed
 
 
 def _check_weight(weight: int) -> None:
@@ -334,7 +348,12 @@ def promote(isvc: Obj) -> Obj:
         return _checked(changed)
     # minReplicas on the canary sized it next to the stable; the promoted one keeps the stable's.
     overrides = {k: v for k, v in spec["canary"][0]["predictor"].items() if k != "minReplicas"}
-    spec["predictor"] = merge_predictor(spec["predictor"], overrides)
+    promoted = merge_predictor(spec["predictor"], overrides)
+    if _stable_storage_uri(promoted) == _stable_storage_uri(spec["predictor"]):
+        # KServe's webhook refuses a new predictor.name without a new model ("predictor.name change
+        # requires a model change"): a canary of another image only rolls the stable predictor.
+        promoted["name"] = spec["predictor"]["name"]
+    spec["predictor"] = promoted
     del spec["canary"]
     return _checked(changed)
 

@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from predictor.canary import history
@@ -118,33 +119,50 @@ class KubeInferenceServices:
 
 
 class KubeHistory:
-    """The ``<isvc>-canary-history`` ConfigMap."""
+    """The ``<isvc>-canary-history`` ConfigMap: the history entries, and the state of a ``run``."""
 
     def __init__(self, client: Any) -> None:
         from kubernetes import client as k8s
 
         self._api: Any = k8s.CoreV1Api(client)
 
-    def _read(self, namespace: str, isvc: str) -> tuple[list[Entry], Any]:
-        """The entries and the ConfigMap's metadata (None when there is no ConfigMap yet)."""
+    def _read(self, namespace: str, isvc: str) -> tuple[dict[str, str], Any]:
+        """The ConfigMap's data and metadata (None when there is no ConfigMap yet)."""
         name = history.config_map_name(isvc)
         try:
             found = self._api.read_namespaced_config_map(name, namespace)
         except _errors() as exc:
             if getattr(exc, "status", None) == 404:
-                return [], None
+                return {}, None
             raise ApiError(f"reading ConfigMap {namespace}/{name}: {_describe(exc)}") from None
-        return history.parse((found.data or {}).get(history.DATA_KEY)), found.metadata
+        return dict(found.data or {}), found.metadata
 
     def read(self, namespace: str, isvc: str) -> list[Entry]:
-        return self._read(namespace, isvc)[0]
+        return history.parse(self._read(namespace, isvc)[0].get(history.DATA_KEY))
+
+    def read_rollout(self, namespace: str, isvc: str) -> dict[str, Any] | None:
+        return history.parse_rollout(self._read(namespace, isvc)[0].get(history.ROLLOUT_KEY))
 
     def update(self, namespace: str, isvc: str, change: HistoryChange) -> list[Entry]:
+        written: list[list[Entry]] = []
+
+        def body(data: dict[str, str]) -> Obj:
+            written[:] = [change(history.parse(data.get(history.DATA_KEY)))]
+            return history.config_map(namespace, isvc, entries=written[0])
+
+        self._write(namespace, isvc, body)
+        return written[0]
+
+    def write_rollout(self, namespace: str, isvc: str, state: dict[str, Any]) -> None:
+        self._write(namespace, isvc, lambda _: history.config_map(namespace, isvc, rollout=state))
+
+    def _write(self, namespace: str, isvc: str, body_for: Callable[[dict[str, str]], Obj]) -> None:
+        """Create the ConfigMap or merge-patch the keys ``body_for(current data)`` gives, re-reading
+        on a conflict (the other key is left as it is)."""
         name = history.config_map_name(isvc)
         for _ in range(CONFLICT_RETRIES):
-            entries, meta = self._read(namespace, isvc)
-            changed = change(list(entries))
-            body = history.config_map(namespace, isvc, changed)
+            data, meta = self._read(namespace, isvc)
+            body = body_for(data)
             try:
                 if meta is None:
                     self._api.create_namespaced_config_map(namespace, body)
@@ -156,7 +174,7 @@ class KubeHistory:
                 if getattr(exc, "status", None) == 409:  # written or created meanwhile: read again
                     continue
                 raise ApiError(f"writing ConfigMap {namespace}/{name}: {_describe(exc)}") from None
-            return changed
+            return
         raise ApiError(f"ConfigMap {namespace}/{name} kept changing: {CONFLICT_RETRIES} conflicts in a row")
 
 

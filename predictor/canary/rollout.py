@@ -4,7 +4,8 @@ The CLI's ``run`` and the controller both call ``step``; they differ only in whe
 state between steps. The protocols are what a test or another backend implements:
 
 - ``InferenceServiceStore``: get an InferenceService; change it with a function, conflict-safe.
-- ``HistoryStore``: read and change the history entries of one InferenceService.
+- ``HistoryStore``: read and change the history entries of one InferenceService, and keep the
+  state of a ``servekit-canary run`` beside them.
 - ``EventRecorder``: record a Kubernetes Event on the InferenceService.
 - ``MetricSource``: the number one PromQL query returns (None: no data).
 - ``WebhookSender``: call one webhook, say whether it answered 2xx.
@@ -52,6 +53,12 @@ class HistoryStore(Protocol):
     def read(self, namespace: str, isvc: str) -> list[Entry]: ...
 
     def update(self, namespace: str, isvc: str, change: HistoryChange) -> list[Entry]: ...
+
+    def read_rollout(self, namespace: str, isvc: str) -> dict[str, Any] | None:
+        """The state ``servekit-canary run`` kept for the InferenceService, if any."""
+        ...
+
+    def write_rollout(self, namespace: str, isvc: str, state: dict[str, Any]) -> None: ...
 
 
 class EventRecorder(Protocol):
@@ -111,9 +118,18 @@ def stable_checksum(entries: list[Entry]) -> str | None:
 
 
 def change_isvc(edges: Edges, namespace: str, name: str, action: str, change: Change, message: str = "") -> Obj:
-    """Write one change and record it in the history."""
-    written = edges.isvcs.update(namespace, name, change)
-    record(edges, namespace, name, action, written, message)
+    """Write one change and record it in the history; a change that leaves the object as it is
+    writes nothing and records nothing, so a repeated command leaves no trace."""
+    wrote: list[bool] = []
+
+    def tracked(obj: Obj) -> Obj | None:
+        changed = change(obj)
+        wrote[:] = [changed is not None and changed != obj]  # the last try is the one that counts
+        return changed
+
+    written = edges.isvcs.update(namespace, name, tracked)
+    if wrote and wrote[-1]:
+        record(edges, namespace, name, action, written, message)
     return written
 
 

@@ -18,6 +18,8 @@ Fixtures:
   "restricted" Pod Security Standard; every namespace it made is deleted after the test.
 - `namespace` (function): one such namespace.
 - `helm` (function): a `helm_python.Config` on the cluster whose releases go to `namespace`.
+- `scraped` (package scope): predictor processes on loopback, scraped by Debian's Prometheus as
+  the pods KServe made (tests/cluster/scraped_pods.py), for the canary analysis on real metrics.
 
 The components are built before pytest runs (`make test` runs `hack/controlplane.sh build`): a
 cold build takes far longer than a test's timeout, so an unbuilt control plane fails the fixture
@@ -37,6 +39,7 @@ import helm_python
 import pytest
 
 from tests.cluster.cluster import Cluster
+from tests.cluster.scraped_pods import ScrapedPods, scraped_pods
 from tests.pins import read_versions
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -126,3 +129,9 @@ def namespace(make_namespace: Callable[[str], str]) -> str:
 def helm(cluster: Cluster, namespace: str) -> Iterator[helm_python.Config]:
     with helm_python.Config(kubeconfig_path=cluster.kubeconfig, namespace=namespace) as config:
         yield config
+
+
+@pytest.fixture(scope="package")
+def scraped(tmp_path_factory: pytest.TempPathFactory, chart: helm_python.Chart) -> Iterator[ScrapedPods]:
+    with scraped_pods(tmp_path_factory.mktemp("scraped-pods"), chart) as pods:
+        yield pods

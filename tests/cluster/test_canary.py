@@ -131,15 +131,17 @@ def test_overlay_canary_rollback_and_promotion(cluster: Cluster, namespace: str)
     check_promoted(cluster, namespace, name, canary, canary_uid)
 
 
-def test_httproute_weights_follow_the_canary_split(cluster: Cluster, namespace: str) -> None:
+def skip_without_route_weights(cluster: Cluster) -> None:
     if cluster.kserve_version in NO_ROUTE_WEIGHTS:
         pytest.skip(
             f"KServe {cluster.kserve_version} creates the canary but does not write its weight into the "
             "HTTPRoute's backendRefs (kserve PR #5912, after v0.20.0); runs once hack/versions.env pins a later KServe"
         )
-    rendered = kustomize_build(OVERLAY)
-    cluster.kubectl("apply", "-k", str(OVERLAY), "-n", namespace)
-    isvc = check_canary_running(cluster, namespace, rendered)
+
+
+def check_route_weights(cluster: Cluster, namespace: str, isvc: dict[str, Any]) -> None:
+    """KServe's HTTPRoutes send each predictor its share: the canary its trafficPercent, the
+    stable predictor the rest."""
     name, stable = isvc["metadata"]["name"], isvc["spec"]["predictor"]["name"]
     (entry,) = isvc["spec"]["canary"]
     expected = {
@@ -153,6 +155,13 @@ def test_httproute_weights_follow_the_canary_split(cluster: Cluster, namespace: 
         for ref in rule.get("backendRefs", [])
     }
     assert {key: weights.get(key) for key in expected} == expected, weights
+
+
+def test_httproute_weights_follow_the_canary_split(cluster: Cluster, namespace: str) -> None:
+    skip_without_route_weights(cluster)
+    rendered = kustomize_build(OVERLAY)
+    cluster.kubectl("apply", "-k", str(OVERLAY), "-n", namespace)
+    check_route_weights(cluster, namespace, check_canary_running(cluster, namespace, rendered))
 
 
 def canary_entry(name: str, percent: int, **predictor: Any) -> dict[str, Any]:

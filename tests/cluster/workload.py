@@ -11,6 +11,8 @@ from tests.chart.k8s_checks import kserve_canary_predictor
 from tests.cluster.cluster import ISVC_LABEL, Cluster
 
 PREDICTOR_CONTAINER = "kserve-container"
+# KServe's label that keeps an InferenceService off the ingress gateway (no HTTPRoute).
+VISIBILITY_LABEL = "networking.kserve.io/visibility"
 EMPTY_DEPLOYMENT: dict[str, Any] = {"metadata": {"name": "(missing)"}, "spec": {"template": {"spec": {}}}}
 # The fields of our container that KServe must carry over into its Deployment as we wrote them.
 CONTAINER_FIELDS = (

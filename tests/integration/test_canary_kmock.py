@@ -151,7 +151,8 @@ async def test_run_rolls_back_without_prometheus_and_records_events(kmock: Any, 
     assert code == 1, out
     assert out.splitlines()[-1].startswith("models/iris Failed canary=v2"), "plain lines: not a TTY"
     assert "canary" not in stored(kmock, ISVCS, "iris")["spec"]
-    state = json.loads(stored(kmock, ISVCS, "iris")["metadata"]["annotations"]["servekit.dev/canary-rollout"])
+    state = json.loads(stored(kmock, CONFIGMAPS, "iris-canary-history")["data"]["rollout.json"])
+    assert "servekit.dev/canary-rollout" not in stored(kmock, ISVCS, "iris")["metadata"].get("annotations", {})
     assert state["phase"] == "Failed" and "cannot be reached" in state["message"]
     events = [e.data for e in kmock["post"] if "/events" in str(e.url)]
     assert [e["reason"] for e in events] == ["Started", "RolledBack"]

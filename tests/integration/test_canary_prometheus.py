@@ -16,35 +16,30 @@ as the chart's ServiceMonitor labels them, and the rollout promotes or rolls bac
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-import joblib
 import pytest
-import yaml
 
-from predictor.artifacts import sha256_of
 from predictor.canary import isvc, rollout
 from predictor.canary.prometheus import PrometheusSource
 from predictor.canary.rollout import Edges
 from predictor.canary.spec import AnalysisSpec
 from predictor.canary.state import TERMINAL, Phase, RolloutState
-from predictor.spec import ModelSpec, dump_spec
-from tests.chart.rendering import CHART_DIR, NAMESPACE, ci_values, render
-from tests.integration.faulty_estimator import FaultyEstimator
+from tests.chart.rendering import NAMESPACE
+from tests.integration.canary_metrics import (
+    ScrapingPrometheus,
+    TrafficDriver,
+    canary_servers,
+    chart_service_monitor,
+    pod_target,
+)
 from tests.integration.server import Server, free_port
 from tests.integration.test_prometheus import query, wait_until
 from tests.unit.canary_edges import MemoryEdges, knative_isvc, knative_reports, standard_isvc, standard_status
 
-ROW = {"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 4], "data": [5.1, 3.5, 1.4, 0.2]}]}
-TRAFFIC_SECONDS = 300  # the driver stops by itself after this, whatever happens
 SPEC = AnalysisSpec(
     steps=[20, 50], interval="3s", window="10s", threshold=2, min_requests=10, max_p99_ms=200,
     progress_deadline="30s",
@@ -56,31 +51,9 @@ def analysis_with(**changes: Any) -> AnalysisSpec:
     return AnalysisSpec.model_validate({**SPEC.model_dump(), **changes})
 
 
-def faulty_model(path: Path, estimator: FaultyEstimator) -> Path:
-    """An iris-shaped model directory whose predictions come from ``estimator``."""
-    path.mkdir(parents=True, exist_ok=True)
-    joblib.dump(estimator, path / "model.joblib")
-    spec = ModelSpec.model_validate(
-        {
-            "name": "iris",
-            "framework": "sklearn",
-            "artifact": {"path": "model.joblib", "sha256": sha256_of(path / "model.joblib")},
-            "inputs": [{"name": "features", "datatype": "FP32", "shape": [-1, 4]}],
-            "outputs": [{"name": "label", "datatype": "INT64", "shape": [-1], "source": "raw"}],
-        }
-    )
-    dump_spec(spec, path)
-    return path
-
-
 @pytest.fixture(scope="module")
 def canaries(tmp_path_factory: pytest.TempPathFactory, iris_dir: Path) -> Iterator[dict[str, Server]]:
-    models = tmp_path_factory.mktemp("canary-models")
-    servers = {
-        "healthy": Server(iris_dir, "iris"),
-        "failing": Server(faulty_model(models / "failing", FaultyEstimator(fail=True)), "iris"),
-        "slow": Server(faulty_model(models / "slow", FaultyEstimator(seconds=0.6)), "iris"),
-    }
+    servers = canary_servers(tmp_path_factory.mktemp("canary-models"), iris_dir)
     logs = tmp_path_factory.mktemp("canary-logs")
     started: list[Server] = []
     try:
@@ -92,93 +65,39 @@ def canaries(tmp_path_factory: pytest.TempPathFactory, iris_dir: Path) -> Iterat
             server.stop()
 
 
-def relabel_configs(monitor: dict[str, Any]) -> list[dict[str, Any]]:
-    """The ServiceMonitor's relabelings as Prometheus writes them (the operator's translation)."""
-    names = {"sourceLabels": "source_labels", "targetLabel": "target_label"}
-    (endpoint,) = monitor["spec"]["endpoints"]
-    return [{names.get(key, key): value for key, value in rule.items()} for rule in endpoint["relabelings"]]
-
-
-def pod_target(server: Server, isvc_name: str, app: str, revision: str | None = None) -> dict[str, Any]:
-    """One static target with the labels Kubernetes service discovery gives a KServe pod."""
-    labels = {
-        "__meta_kubernetes_namespace": NAMESPACE,
-        "__meta_kubernetes_pod_label_app": app,
-        "__meta_kubernetes_pod_label_component": "predictor",
-        "__meta_kubernetes_pod_label_serving_kserve_io_inferenceservice": isvc_name,
-    }
+def kserve_pod(server: Server, isvc_name: str, app: str, revision: str | None = None) -> dict[str, Any]:
+    """A target labelled as KServe labels a predictor pod of this InferenceService."""
+    labels = {"app": app, "component": "predictor", "serving.kserve.io/inferenceservice": isvc_name}
     if revision:
-        labels["__meta_kubernetes_pod_label_serving_knative_dev_revision"] = revision
-    return {"targets": [f"127.0.0.1:{server.http_port}"], "labels": labels}
+        labels["serving.knative.dev/revision"] = revision
+    return pod_target(server, NAMESPACE, labels)
 
 
 def targets(stable: Server, canaries: dict[str, Server]) -> list[dict[str, Any]]:
     found = []
     for name in ("healthy", "failing", "slow", "silent"):
-        found.append(pod_target(stable, name, f"isvc.{name}-v1-predictor"))
+        found.append(kserve_pod(stable, name, f"isvc.{name}-v1-predictor"))
         if name in canaries:  # "silent": a canary whose pods are never scraped
-            found.append(pod_target(canaries[name], name, f"isvc.{name}-v2-predictor"))
-    found.append(pod_target(stable, "kn", "kn-predictor-00001", revision="kn-predictor-00001"))
-    found.append(pod_target(canaries["healthy"], "kn", "kn-predictor-00002", revision="kn-predictor-00002"))
+            found.append(kserve_pod(canaries[name], name, f"isvc.{name}-v2-predictor"))
+    found.append(kserve_pod(stable, "kn", "kn-predictor-00001", revision="kn-predictor-00001"))
+    found.append(kserve_pod(canaries["healthy"], "kn", "kn-predictor-00002", revision="kn-predictor-00002"))
     return found
-
-
-def drive(server: Server, stop: threading.Event) -> None:
-    """Requests until told to stop, or until TRAFFIC_SECONDS have passed (loopback only)."""
-    deadline = time.monotonic() + TRAFFIC_SECONDS
-    with httpx.Client(base_url=server.url, timeout=10) as client:
-        while not stop.is_set() and time.monotonic() < deadline:
-            with contextlib.suppress(httpx.TransportError):
-                client.post("/v2/models/iris/infer", json=ROW)
-            stop.wait(0.03)
 
 
 @pytest.fixture(scope="module")
 def prometheus(
     iris_server: Server, canaries: dict[str, Server], tmp_path_factory: pytest.TempPathFactory, chart: Any
 ) -> Iterator[str]:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail("prometheus is not installed: apt-get install prometheus (.ci/run does)", pytrace=False)
-    monitor = render(chart, ci_values(CHART_DIR / "ci" / "standard-canary-values.yaml")).one("ServiceMonitor")
     work = tmp_path_factory.mktemp("prometheus-canary")
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [
-            {
-                "job_name": "servekit",
-                "static_configs": targets(iris_server, canaries),
-                "relabel_configs": relabel_configs(monitor),
-            }
-        ],
-    }
-    (work / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    stop = threading.Event()
-    drivers = [threading.Thread(target=drive, args=(s, stop), daemon=True) for s in [iris_server, *canaries.values()]]
-    with (work / "prometheus.log").open("w") as log:
-        process = subprocess.Popen(
-            [binary, f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={work / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: httpx.get(f"{url}/-/ready", timeout=1).status_code == 200, 30, "Prometheus ready")
-        wait_until(lambda: len(query(url, 'up{job="servekit"} == 1')) == 9, 30, "every target scraped")
-        for driver in drivers:
-            driver.start()
+    static = targets(iris_server, canaries)
+    with (
+        ScrapingPrometheus(work, chart_service_monitor(chart), static) as scraping,
+        TrafficDriver([iris_server, *canaries.values()]),
+    ):
+        wait_until(lambda: len(query(scraping.url, 'up{job="servekit"} == 1')) == 9, 30, "every target scraped")
         for app in ("isvc.healthy-v2-predictor", "isvc.failing-v2-predictor", "isvc.slow-v2-predictor"):
-            promql = f'sum(increase(servekit_requests_total{{app="{app}"}}[10s])) > 10'
-            wait_until(lambda promql=promql: bool(query(url, promql)), 60, f"traffic on {app}")
-        yield url
-    finally:
-        stop.set()
-        for driver in drivers:
-            if driver.is_alive():
-                driver.join(timeout=15)
-        process.terminate()
-        process.wait(timeout=10)
+            scraping.wait_for_requests(f'app="{app}"')
+        yield scraping.url
 
 
 def run_rollout(memory: MemoryEdges, prometheus_url: str, name: str, spec: AnalysisSpec = SPEC) -> RolloutState:

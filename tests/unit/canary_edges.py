@@ -89,6 +89,7 @@ class MemoryInferenceServices:
 @dataclass
 class MemoryHistory:
     entries: dict[tuple[str, str], list[Entry]] = field(default_factory=dict)
+    rollouts: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def read(self, namespace: str, isvc: str) -> list[Entry]:
         return list(self.entries.get((namespace, isvc), []))
@@ -97,6 +98,12 @@ class MemoryHistory:
         changed = change(self.read(namespace, isvc))
         self.entries[(namespace, isvc)] = list(changed)
         return changed
+
+    def read_rollout(self, namespace: str, isvc: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.rollouts.get((namespace, isvc)))
+
+    def write_rollout(self, namespace: str, isvc: str, state: dict[str, Any]) -> None:
+        self.rollouts[(namespace, isvc)] = copy.deepcopy(state)
 
 
 @dataclass

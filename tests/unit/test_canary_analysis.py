@@ -119,6 +119,12 @@ def test_errors_fail_the_success_rate() -> None:
     assert checks(result)["request-success-rate"] == (False, "95.00% (min 99%)")
 
 
+def test_the_success_rate_stays_at_zero_when_errors_count_above_requests() -> None:
+    """Seen on real Prometheus: two instant queries of increase() extrapolate apart."""
+    result = analysis.evaluate(AnalysisSpec(), {**HEALTHY, "canary.requests": 100.0, "canary.errors": 100.01})
+    assert checks(result)["request-success-rate"] == (False, "0.00% (min 99%)")
+
+
 def test_latency_fails_the_p99() -> None:
     result = analysis.evaluate(AnalysisSpec(max_p99_ms=100), {**HEALTHY, "canary.p99": 0.8})
     assert checks(result)["request-duration-p99"] == (False, "800.0 ms (max 100 ms)")

@@ -123,6 +123,10 @@ def test_manual_rollout_and_its_history(memory: MemoryEdges) -> None:
     assert run_cli(memory, "start", "iris", *ns, "--name", "v2", "--storage-uri", "s3://m/v2", "--weight", "10")[0] == 0
     code, out = run_cli(memory, "set-weight", "iris", "40", *ns, "-o", "json")
     assert code == 0 and json.loads(out)["weight"] == 40 and json.loads(out)["canary"] == "v2"
+    writes = memory.isvcs.writes
+    code, out = run_cli(memory, "set-weight", "iris", "40", *ns, "-o", "json")
+    assert code == 0 and json.loads(out)["changed"] is False
+    assert memory.isvcs.writes == writes, "the same weight again writes nothing and records nothing"
     assert run_cli(memory, "promote", "iris", *ns)[1].startswith("promote: done")
     assert memory.isvcs.get("models", "iris")["spec"]["predictor"]["name"] == "v2"
     code, again = run_cli(memory, "promote", "iris", *ns)
@@ -166,8 +170,10 @@ def test_run_exits_0_when_promoted(memory: MemoryEdges) -> None:
     lines = out.splitlines()
     assert lines[-1].startswith("models/iris Succeeded canary=v2 weight=50%")
     assert any("Progressing canary=v2 weight=20%" in line for line in lines), "plain lines when not a TTY"
-    state = json.loads(memory.isvcs.get("models", "iris")["metadata"]["annotations"][cli.STATE_ANNOTATION])
-    assert state["phase"] == "Succeeded", "the state is kept on the InferenceService"
+    state = memory.history.read_rollout("models", "iris")
+    assert state is not None and state["phase"] == "Succeeded", "the state is kept beside the history"
+    annotations = memory.isvcs.get("models", "iris")["metadata"]["annotations"]
+    assert list(annotations) == ["serving.kserve.io/deploymentMode"], "KServe copies annotations into the pods"
 
 
 def test_run_exits_1_when_rolled_back_and_prints_json(memory: MemoryEdges) -> None:

@@ -33,7 +33,7 @@ def analysis(status: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any
 @pytest.fixture
 def memory() -> MemoryEdges:
     edges = MemoryEdges()
-    edges.isvcs.add(isvc.start(standard_isvc("iris"), "v2", image="x:2"))
+    edges.isvcs.add(isvc.start(standard_isvc("iris"), "v2", storage_uri="s3://models/iris/v2"))
     edges.isvcs.set_status("models", "iris", standard_status("v2", ready=True))
     edges.metrics.values = dict(GOOD)
     return edges
@@ -141,6 +141,9 @@ def test_the_registry_has_one_timer_on_canaryanalyses() -> None:
     (timer,) = list(registry._spawning.get_all_handlers())
     assert timer.interval == 7.0 and timer.labels == {"app.kubernetes.io/instance": "iris"}
     assert timer.fn is controller.on_timer
+    # kopf's timers put a finalizer on the object; ours must not (nothing to stop, and without a
+    # running controller it would keep a CanaryAnalysis and its namespace from being deleted).
+    assert timer.requires_finalizer is False
 
 
 @pytest.mark.parametrize("text", ["a", "=b", "a=b,c"])

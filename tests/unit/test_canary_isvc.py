@@ -7,11 +7,12 @@ what the tool writes is what the API server accepts.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import pytest
 
 from predictor.canary import isvc
-from predictor.canary.isvc import Mode, NoCanary, SpecError
+from predictor.canary.isvc import Mode, NoCanary, Obj, SpecError
 from tests.chart.k8s_checks import ObjectValidator
 from tests.unit.canary_edges import knative_isvc, knative_status, standard_isvc, standard_status
 
@@ -40,8 +41,25 @@ def test_start_adds_one_named_canary_entry(object_validator: ObjectValidator) ->
     assert env(entry["predictor"])["STORAGE_URI"] == V2_URI
     assert env(entry["predictor"])["PREDICTOR_MODEL_NAME"] == "iris", "the rest of the container is kept"
     assert not set(isvc.AUTOSCALING_FIELDS) & set(entry["predictor"]), "the webhook refuses autoscaling on a canary"
+    assert entry["predictor"]["minReplicas"] == 1, "KServe runs no pod for a canary at 0% without it"
     assert after["spec"]["predictor"] == before["spec"]["predictor"], "the stable predictor is untouched"
     assert "canary" not in before["spec"], "the argument is not changed"
+
+
+def test_a_scale_to_zero_stable_gets_a_canary_without_minreplicas(object_validator: ObjectValidator) -> None:
+    """The webhook refuses a canary minReplicas above the stable's."""
+    stable = standard_isvc()
+    stable["spec"]["predictor"]["minReplicas"] = 0
+    (entry,) = valid(isvc.start(stable, "v2", storage_uri=V2_URI), object_validator)["spec"]["canary"]
+    assert "minReplicas" not in entry["predictor"]
+
+
+@pytest.mark.parametrize("make", [standard_isvc, knative_isvc])
+def test_the_same_start_again_changes_nothing(make: Callable[[], Obj]) -> None:
+    started = isvc.start(make(), "v2", storage_uri=V2_URI, weight=10)
+    assert isvc.start(started, "v2", storage_uri=V2_URI, weight=10) == started
+    with pytest.raises(SpecError, match="already has a canary"):
+        isvc.start(started, "v2", storage_uri=V2_URI, weight=20)
 
 
 def test_start_with_an_image_only() -> None:
@@ -195,6 +213,15 @@ def test_knative_start_changes_the_predictor_with_a_traffic_share(object_validat
     assert predictor["canaryTrafficPercent"] == 10
     assert env(predictor)["STORAGE_URI"] == V2_URI
     assert "canary" not in started["spec"]
+
+
+def test_a_canary_of_another_image_only_is_promoted_under_the_stable_name(object_validator: ObjectValidator) -> None:
+    """KServe's webhook refuses "predictor.name change requires a model change (e.g. storageUri)"."""
+    started = isvc.start(standard_isvc(), "v2", image="servekit/predictor:0.2.0", weight=50)
+    promoted = valid(isvc.promote(started), object_validator)
+    predictor = promoted["spec"]["predictor"]
+    assert predictor["name"] == "v1" and "canary" not in promoted["spec"]
+    assert predictor["containers"][0]["image"] == "servekit/predictor:0.2.0"
 
 
 def test_knative_promote_removes_the_share_and_rollback_restores_the_previous_spec(

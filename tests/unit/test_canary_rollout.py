@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from predictor.canary import isvc, rollout, state
+from predictor.canary import history, isvc, rollout, state
 from predictor.canary.isvc import CanaryView, Mode
 from predictor.canary.spec import AnalysisSpec
 from predictor.canary.state import Gathered, HookAnswer, Need, Phase, RolloutState
@@ -357,3 +357,18 @@ def test_hook_answers_are_combined() -> None:
     answers = Gathered({"confirm-rollout": [HookAnswer("a", True, "HTTP 200"), HookAnswer("b", False, "HTTP 500")]})
     after = state.advance(RolloutState(), spec, view(), answers, 0.0)
     assert after.state.phase == Phase.PAUSED and after.state.message.endswith("b: HTTP 500")
+
+
+@pytest.mark.parametrize(
+    ("key", "text", "message"),
+    [
+        ("history.json", "[1,", "history.json is not valid JSON"),
+        ("history.json", "{}", "history.json must be a JSON array, got dict"),
+        ("rollout.json", "[]", "rollout.json must be a JSON object, got list"),
+    ],
+)
+def test_a_broken_history_config_map_is_named(key: str, text: str, message: str) -> None:
+    read = history.parse if key == history.DATA_KEY else history.parse_rollout
+    with pytest.raises(history.HistoryError, match=message):
+        read(text)
+    assert history.parse_rollout('{"phase": "Failed"}') == {"phase": "Failed"}
