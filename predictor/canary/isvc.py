@@ -349,7 +349,7 @@ def promote(isvc: Obj) -> Obj:
     # minReplicas on the canary sized it next to the stable; the promoted one keeps the stable's.
     overrides = {k: v for k, v in spec["canary"][0]["predictor"].items() if k != "minReplicas"}
     promoted = merge_predictor(spec["predictor"], overrides)
-    if _stable_storage_uri(promoted) == _stable_storage_uri(spec["predictor"]):
+    if model_uri(promoted) == model_uri(spec["predictor"]):
         # KServe's webhook refuses a new predictor.name without a new model ("predictor.name change
         # requires a model change"): a canary of another image only rolls the stable predictor.
         promoted["name"] = spec["predictor"]["name"]
