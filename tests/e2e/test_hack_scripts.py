@@ -63,6 +63,21 @@ def test_runs_in_strict_mode_before_anything_else(script: Path) -> None:
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=script_id)
+def test_is_executable_in_git(script: Path) -> None:
+    # The docs run them as `hack/NAME.sh` (e.g. `eval "$(hack/controlplane.sh up)"`), not through bash.
+    listed = subprocess.run(
+        ["git", "ls-files", "--stage", str(script.relative_to(REPO_ROOT))],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if listed.returncode != 0 or not listed.stdout:
+        pytest.skip(f"{script.name}: not in a git checkout, or not tracked yet")
+    mode = listed.stdout.split()[0]
+    assert mode == "100755", f"{script.name} is mode {mode} in git, expected 100755 (chmod +x)"
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=script_id)
 def test_help_prints_a_usage_line_without_any_tool(script: Path, tripwires: tuple[dict[str, str], Path]) -> None:
     env, called = tripwires
     for flag in ("--help", "-h"):
