@@ -205,8 +205,17 @@ def _timers_without_finalizer(registry: Any) -> None:
     would keep a CanaryAnalysis (and so its namespace) from being deleted whenever no controller
     runs: after `helm uninstall` stopped it first, or with the controller scaled to zero. A
     controller started with this registry also removes the finalizer an older one left."""
-    spawning = registry._spawning
-    spawning._handlers[:] = [dataclasses.replace(h, requires_finalizer=False) for h in spawning._handlers]
+    handlers = getattr(getattr(registry, "_spawning", None), "_handlers", None)
+    if not isinstance(handlers, list) or not all(hasattr(h, "requires_finalizer") for h in handlers):
+        # A private part of kopf's registry: say so plainly if a kopf release moves it.
+        raise RuntimeError(f"kopf {kopf_version()} keeps its timers elsewhere: cannot turn their finalizer off")
+    handlers[:] = [dataclasses.replace(h, requires_finalizer=False) for h in handlers]
+
+
+def kopf_version() -> str:
+    from importlib.metadata import version
+
+    return version("kopf")
 
 
 def run_controller(args: argparse.Namespace) -> int:

@@ -146,6 +146,11 @@ def test_the_registry_has_one_timer_on_canaryanalyses() -> None:
     assert timer.requires_finalizer is False
 
 
+def test_a_kopf_that_keeps_its_timers_elsewhere_is_named() -> None:
+    with pytest.raises(RuntimeError, match=r"kopf \S+ keeps its timers elsewhere"):
+        controller._timers_without_finalizer(object())
+
+
 @pytest.mark.parametrize("text", ["a", "=b", "a=b,c"])
 def test_bad_selectors_are_named(text: str) -> None:
     with pytest.raises(ValueError, match=f"--selector {text!r}"):
