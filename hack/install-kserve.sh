@@ -129,21 +129,7 @@ webhook_has_ca() {
 # counts, a rejection of the probe included; only "failed calling webhook" means not yet.
 webhook_answers() {
   local output
-  if output="$(kube create --dry-run=server -o name -f - 2>&1 <<'EOF'
-apiVersion: serving.kserve.io/v1beta1
-kind: InferenceService
-metadata:
-  name: servekit-webhook-probe
-  namespace: default
-  annotations:
-    serving.kserve.io/deploymentMode: Standard
-spec:
-  predictor:
-    containers:
-      - name: kserve-container
-        image: servekit/predictor:probe
-EOF
-  )"; then
+  if output="$(kube create --dry-run=server -o name -f "${SERVEKIT_ROOT}/hack/kserve-webhook-probe.yaml" 2>&1)"; then
     return 0
   fi
   [[ "${output}" != *"failed calling webhook"* ]]

@@ -152,18 +152,7 @@ start_kserve() {
 
 # A server-side dry run passes through KServe's mutating and validating webhooks.
 kserve_webhook_answers() {
-  kube create --dry-run=server -o name -f - <<'EOF'
-apiVersion: serving.kserve.io/v1beta1
-kind: InferenceService
-metadata:
-  name: servekit-webhook-probe
-  namespace: default
-spec:
-  predictor:
-    containers:
-      - name: kserve-container
-        image: servekit/predictor:probe
-EOF
+  kube create --dry-run=server -o name -f "${SERVEKIT_ROOT}/hack/kserve-webhook-probe.yaml"
 }
 
 # ---------------------------------------------------------------------------------------------

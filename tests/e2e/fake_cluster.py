@@ -276,7 +276,8 @@ def kubectl_in(cluster: dict[str, Any], namespace: str, args: list[str]) -> None
     elif verb == "create" and args[1] == "namespace":
         cluster["namespaces"].append(args[2])
     elif verb == "create" and "--dry-run=server" in args:
-        doc = yaml.safe_load(sys.stdin.read())
+        source = args[args.index("-f") + 1]
+        doc = yaml.safe_load(sys.stdin.read() if source == "-" else Path(source).read_text())
         if not cluster.get("kserve"):
             raise Exit(1, "error: resource mapping not found for kind InferenceService")
         print(f"inferenceservice.serving.kserve.io/{doc['metadata']['name']}")
