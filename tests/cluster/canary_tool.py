@@ -122,6 +122,21 @@ def token_kubeconfig(cluster: Cluster, namespace: str, service_account: str, pat
     return path
 
 
+def manifests_rbac(namespace: str) -> list[dict[str, Any]]:
+    """manifests/canary-controller's ServiceAccount, Role and RoleBinding, moved to this namespace
+    as `kustomize edit set namespace` would."""
+    objects = []
+    for obj in kustomize_build(MANIFESTS_DIR / "canary-controller"):
+        if obj["kind"] in ("ServiceAccount", "Role", "RoleBinding"):
+            obj = copy.deepcopy(obj)
+            obj["metadata"]["namespace"] = namespace
+            for subject in obj.get("subjects", []):
+                subject["namespace"] = namespace
+            objects.append(obj)
+    assert [o["kind"] for o in objects] == ["ServiceAccount", "Role", "RoleBinding"], objects
+    return objects
+
+
 class ControllerProcess:
     """`servekit-canary controller` as a process on this machine, with its log in a file."""
 

@@ -20,6 +20,9 @@ Fixtures:
 - `helm` (function): a `helm_python.Config` on the cluster whose releases go to `namespace`.
 - `scraped` (package scope): predictor processes on loopback, scraped by Debian's Prometheus as
   the pods KServe made (tests/cluster/scraped_pods.py), for the canary analysis on real metrics.
+- `canary_crd` (function): the CanaryAnalysis CRD applied from the chart's file and Established.
+- `controllers` (function): a list the test appends `servekit-canary controller` processes
+  (tests/cluster/canary_tool.py's `ControllerProcess`) to; each is stopped after the test.
 
 The components are built before pytest runs (`make test` runs `hack/controlplane.sh build`): a
 cold build takes far longer than a test's timeout, so an unbuilt control plane fails the fixture
@@ -34,10 +37,13 @@ import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import helm_python
 import pytest
 
+from tests.chart.rendering import CHART_DIR
+from tests.cluster.canary_tool import ControllerProcess
 from tests.cluster.cluster import Cluster
 from tests.cluster.scraped_pods import ScrapedPods, scraped_pods
 from tests.pins import read_versions
@@ -48,6 +54,7 @@ KUBECONFIG_ENV = "SERVEKIT_KUBECONFIG"
 RESTRICTED_LABELS = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")}
 # A warm `up` takes well under a minute; the first test also pays for it.
 UP_TIMEOUT = 240
+CANARY_CRD_FILE = CHART_DIR / "crds" / "canaryanalyses.servekit.dev.yaml"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -135,3 +142,25 @@ def helm(cluster: Cluster, namespace: str) -> Iterator[helm_python.Config]:
 def scraped(tmp_path_factory: pytest.TempPathFactory, chart: helm_python.Chart) -> Iterator[ScrapedPods]:
     with scraped_pods(tmp_path_factory.mktemp("scraped-pods"), chart) as pods:
         yield pods
+
+
+@pytest.fixture
+def canary_crd(cluster: Cluster) -> dict[str, Any]:
+    """The CRD applied from the chart's file (cluster-scoped: left installed, as Helm leaves it)."""
+    cluster.kubectl("apply", "-f", str(CANARY_CRD_FILE))
+
+    def established() -> dict[str, Any] | None:
+        found = cluster.get("crd", "canaryanalyses.servekit.dev")
+        conditions = {c["type"]: c["status"] for c in (found or {}).get("status", {}).get("conditions", [])}
+        return found if conditions.get("Established") == "True" else None
+
+    return cluster.wait_until(established, 30, "the CanaryAnalysis CRD to be established")
+
+
+@pytest.fixture
+def controllers() -> Iterator[list[ControllerProcess]]:
+    """Every controller process a test starts is stopped after it."""
+    started: list[ControllerProcess] = []
+    yield started
+    for process in started:
+        process.stop()

@@ -14,21 +14,19 @@ controller reacting and real metrics (tests/cluster/scraped_pods.py):
 
 from __future__ import annotations
 
-import copy
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import helm_python
-import pytest
 
-from tests.chart.rendering import CHART_DIR, MANIFESTS_DIR, ci_values, kustomize_build, parse_documents
+from tests.chart.rendering import CHART_DIR, MANIFESTS_DIR, ci_values, parse_documents
 from tests.cluster.canary_tool import (
     V2_URI,
     ControllerProcess,
     canary_cli,
     history_actions,
+    manifests_rbac,
     ok,
     start_stable,
     token_kubeconfig,
@@ -38,7 +36,6 @@ from tests.cluster.cluster import Cluster
 from tests.cluster.scraped_pods import ScrapedPods
 from tests.cluster.test_canary import check_promoted, check_rolled_back, uid_of
 
-CRD_FILE = CHART_DIR / "crds" / "canaryanalyses.servekit.dev.yaml"
 RELEASE = "canary"
 CHART_ISVC = f"{RELEASE}-servekit"
 ANALYSIS = {
@@ -46,28 +43,6 @@ ANALYSIS = {
     "progressDeadline": "60s",
 }  # fmt: skip
 OUTCOME_SECONDS = 90
-
-
-@pytest.fixture
-def crd(cluster: Cluster) -> dict[str, Any]:
-    """The CRD applied from the chart's file (cluster-scoped: left installed, as Helm leaves it)."""
-    cluster.kubectl("apply", "-f", str(CRD_FILE))
-
-    def established() -> dict[str, Any] | None:
-        found = cluster.get("crd", "canaryanalyses.servekit.dev")
-        conditions = {c["type"]: c["status"] for c in (found or {}).get("status", {}).get("conditions", [])}
-        return found if conditions.get("Established") == "True" else None
-
-    return cluster.wait_until(established, 30, "the CanaryAnalysis CRD to be established")
-
-
-@pytest.fixture
-def controllers(tmp_path: Path) -> Iterator[list[ControllerProcess]]:
-    """Every controller process a test starts is stopped after it."""
-    started: list[ControllerProcess] = []
-    yield started
-    for process in started:
-        process.stop()
 
 
 def analysis_status(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
@@ -122,7 +97,7 @@ def check_crd(cluster: Cluster, crd: dict[str, Any], namespace: str, name: str) 
 
 def test_chart_controller_promotes_a_gitops_canary_through_a_restart(
     cluster: Cluster,
-    crd: dict[str, Any],
+    canary_crd: dict[str, Any],
     helm: helm_python.Config,
     chart: helm_python.Chart,
     namespace: str,
@@ -165,26 +140,11 @@ def test_chart_controller_promotes_a_gitops_canary_through_a_restart(
     assert history_actions(cluster, namespace, CHART_ISVC) == ["baseline", "set-weight", "set-weight", "promote"]
     reasons = [(e["reason"], e["type"]) for e in isvc_events(cluster, namespace, CHART_ISVC)]
     assert reasons == [("Started", "Normal"), ("Advanced", "Normal"), ("Promoted", "Normal")], reasons
-    check_crd(cluster, crd, namespace, CHART_ISVC)
+    check_crd(cluster, canary_crd, namespace, CHART_ISVC)
 
     second.stop()
     assert "finalizers" not in cluster.get("canaryanalysis", CHART_ISVC, namespace)["metadata"]  # type: ignore[index]
     cluster.kubectl("delete", "canaryanalysis", CHART_ISVC, "-n", namespace, "--timeout=20s")
-
-
-def manifests_rbac(namespace: str) -> list[dict[str, Any]]:
-    """manifests/canary-controller's ServiceAccount, Role and RoleBinding, moved to this namespace
-    as `kustomize edit set namespace` would."""
-    objects = []
-    for obj in kustomize_build(MANIFESTS_DIR / "canary-controller"):
-        if obj["kind"] in ("ServiceAccount", "Role", "RoleBinding"):
-            obj = copy.deepcopy(obj)
-            obj["metadata"]["namespace"] = namespace
-            for subject in obj.get("subjects", []):
-                subject["namespace"] = namespace
-            objects.append(obj)
-    assert [o["kind"] for o in objects] == ["ServiceAccount", "Role", "RoleBinding"], objects
-    return objects
 
 
 def example_analysis(prometheus_url: str) -> dict[str, Any]:
@@ -197,7 +157,7 @@ def example_analysis(prometheus_url: str) -> dict[str, Any]:
 
 def test_manifests_controller_rolls_back_a_failing_canary(
     cluster: Cluster,
-    crd: dict[str, Any],
+    canary_crd: dict[str, Any],
     namespace: str,
     scraped: ScrapedPods,
     controllers: list[ControllerProcess],
