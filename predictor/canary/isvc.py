@@ -159,6 +159,8 @@ class CanaryView:
     ready: bool
     predictor_checksum: str  # of spec.predictor, traffic share left out
     restoring: bool = False  # Knative: a rolled-back spec waits at 0% for its revision
+    serves: str = ""  # Standard: what spec.predictor serves (model location and image), hashed
+    canary_serves: str = ""  # Standard: the same for the canary as KServe runs it
 
     def variants(self) -> Variants:
         knative = self.mode == Mode.KNATIVE
@@ -170,18 +172,31 @@ class CanaryView:
             stable = Variant(self.namespace, self.isvc, predictor=self.stable)
         return Variants(canary, stable, knative)
 
-    def promoted(self, canary: str | None, canary_checksum: str) -> bool:
-        """The canary of a rollout became the stable predictor (by us, or by hand)."""
+    def promoted(self, canary: str | None, canary_checksum: str, canary_serves: str = "") -> bool:
+        """The canary of a rollout became the stable predictor (by us, or by hand). Standard: the
+        stable predictor has the canary's name, or serves what the canary served (a canary of
+        another image is promoted under the stable's name; ``canary_serves`` is "" when the canary
+        served what the stable did, and only the name can tell)."""
         if self.present or self.restoring:
             return False
         if self.mode == Mode.STANDARD:
-            return canary is not None and self.stable == canary
+            same_serving = bool(canary_serves) and self.serves == canary_serves
+            return canary is not None and (self.stable == canary or same_serving)
         return self.predictor_checksum == canary_checksum
+
+
+def serves(predictor: Obj) -> str:
+    """What a predictor serves, hashed: its model location and its predictor container's image."""
+    containers = predictor.get("containers") or [{}]
+    container = next((c for c in containers if c.get("name") == PREDICTOR_CONTAINER), containers[0])
+    return checksum([model_uri(predictor), container.get("image")])
 
 
 def _standard_view(isvc: Obj, namespace: str, base: dict[str, Any]) -> CanaryView:
     entries = _canaries(isvc)
-    stable = isvc.get("spec", {}).get("predictor", {}).get("name")
+    predictor = isvc.get("spec", {}).get("predictor", {})
+    stable = predictor.get("name")
+    base = {**base, "serves": serves(predictor)}
     if not entries:
         return CanaryView(namespace, name_of(isvc), Mode.STANDARD, False, None, stable, 0, "", False, **base)
     if len(entries) > 1:
@@ -193,9 +208,10 @@ def _standard_view(isvc: Obj, namespace: str, base: dict[str, Any]) -> CanaryVie
     name = entry.get("predictor", {}).get("name")
     statuses = {s.get("name"): s for s in isvc.get("status", {}).get("canaryStatuses") or []}
     ready = bool(statuses.get(name, {}).get("ready"))
+    canary_serves = serves(promoted_predictor(predictor, entry.get("predictor", {})))
     return CanaryView(
         namespace, name_of(isvc), Mode.STANDARD, True, name, stable, int(entry.get("trafficPercent", 0)),
-        checksum(entry.get("predictor", {})), ready, **base,
+        checksum(entry.get("predictor", {})), ready, canary_serves=canary_serves, **base,
     )  # fmt: skip
 
 
@@ -346,16 +362,20 @@ def promote(isvc: Obj) -> Obj:
     if current.mode == Mode.KNATIVE:
         del spec["predictor"][CANARY_PERCENT]
         return _checked(changed)
-    # minReplicas on the canary sized it next to the stable; the promoted one keeps the stable's.
-    overrides = {k: v for k, v in spec["canary"][0]["predictor"].items() if k != "minReplicas"}
-    promoted = merge_predictor(spec["predictor"], overrides)
-    if model_uri(promoted) == model_uri(spec["predictor"]):
-        # KServe's webhook refuses a new predictor.name without a new model ("predictor.name change
-        # requires a model change"): a canary of another image only rolls the stable predictor.
-        promoted["name"] = spec["predictor"]["name"]
-    spec["predictor"] = promoted
+    spec["predictor"] = promoted_predictor(spec["predictor"], spec["canary"][0]["predictor"])
     del spec["canary"]
     return _checked(changed)
+
+
+def promoted_predictor(stable: Obj, canary: Obj) -> Obj:
+    """``spec.predictor`` once the canary is promoted: its overrides merged over the stable, under its name."""
+    # minReplicas on the canary sized it next to the stable; the promoted one keeps the stable's.
+    promoted = merge_predictor(stable, {k: v for k, v in canary.items() if k != "minReplicas"})
+    if model_uri(promoted) == model_uri(stable):
+        # KServe's webhook refuses a new predictor.name without a new model ("predictor.name change
+        # requires a model change"): a canary of another image only rolls the stable predictor.
+        promoted["name"] = stable.get("name")
+    return promoted
 
 
 def rollback(isvc: Obj, previous_predictor: Obj | None = None) -> Obj:

@@ -7,8 +7,8 @@ One reconcile step has two halves, both pure:
    the actions to carry out (set a weight, promote, roll back, record an event).
 
 The whole state is a small JSON-able value, kept on Kubernetes objects between steps (the
-CanaryAnalysis status, or an annotation on the InferenceService for ``servekit-canary run``), so
-a restarted controller carries on where the last one stopped.
+CanaryAnalysis status, or the history ConfigMap for ``servekit-canary run``), so a restarted
+controller carries on where the last one stopped.
 
 Flagger's vocabulary: confirm-rollout gates the start, pre-rollout hooks run once before the first
 step (a failure counts as a failed check), each interval a rollback hook may abort and the
@@ -65,6 +65,7 @@ class RolloutState:
     last_analysis_at: float | None = None
     last_analysis: dict[str, Any] | None = None
     message: str = ""
+    canary_serves: str = ""  # Standard: what the canary serves, when the stable does not (CanaryView.serves)
 
     def to_dict(self) -> dict[str, Any]:
         return {key: (str(value) if key == "phase" else value) for key, value in asdict(self).items()}
@@ -138,9 +139,14 @@ def adopt(state: RolloutState, view: CanaryView, now: float) -> RolloutState:
     same = state.checksum == view.checksum and state.canary == view.canary
     if same and not (state.phase in TERMINAL and state.finished) and state.phase != Phase.IDLE:
         return state
+    if same and state.phase == Phase.FAILED and state.finished and view.weight == 0:
+        # Rolled back to 0% and left there (Knative without a stable spec to restore): the
+        # same canary at 0% is that rollback, not a new rollout to start.
+        return state
     return RolloutState(
         Phase.PROGRESSING, view.canary, view.checksum, view.weight, started_at=now,
         message=f"canary {view.canary} found at {view.weight}%",
+        canary_serves=view.canary_serves if view.canary_serves != view.serves else "",
     )  # fmt: skip
 
 
@@ -157,7 +163,7 @@ def needs(state: RolloutState, spec: AnalysisSpec, view: CanaryView, now: float)
     wanted = {Need.METRICS}
     if spec.hooks("rollback"):
         wanted.add(Need.ROLLBACK_HOOK)
-    if state.step == len(spec.weights()) - 1 and spec.hooks("confirm-promotion"):
+    if state.step >= len(spec.weights()) - 1 and spec.hooks("confirm-promotion"):  # >=: the steps may shrink
         wanted.add(Need.CONFIRM_PROMOTION)
     return frozenset(wanted)
 
@@ -177,7 +183,7 @@ def _fail(state: RolloutState, reason: str, message: str) -> Transition:
 def _without_canary(state: RolloutState, view: CanaryView) -> Transition:
     if state.phase not in ACTIVE:
         return Transition(state)
-    if view.promoted(state.canary, state.checksum):
+    if view.promoted(state.canary, state.checksum, state.canary_serves):
         message = f"canary {state.canary} was promoted outside the analysis"
         return Transition(
             replace(state, phase=Phase.SUCCEEDED, finished=True, message=message), [Event("Promoted", message)]

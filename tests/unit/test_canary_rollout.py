@@ -118,6 +118,14 @@ def test_no_prometheus_counts_against_the_canary() -> None:
     assert "no metrics: Prometheus at http://127.0.0.1:9 cannot be reached" in final.message
 
 
+def test_a_template_that_fails_anyway_counts_against_the_canary() -> None:
+    # Specs are checked when read; one built around the checks (model_construct) must still not crash a step.
+    spec = SPEC.model_copy(update={"canary_selector": 'pod="$pod"'})
+    run = standard_rollout(spec, GOOD)
+    final = run.run()
+    assert final.phase == Phase.FAILED and "no metrics: template 'pod=\"$pod\"' uses $pod" in final.message
+
+
 def test_one_failure_below_the_threshold_is_forgiven() -> None:
     run = standard_rollout(SPEC, GOOD)
     run.step()  # started at 10%
@@ -219,6 +227,32 @@ def test_a_manual_gate_holds_until_promote_by_hand() -> None:
     rollout.change_isvc(run.memory.edges(), NS, NAME, "promote", isvc.promote)
     final = run.step()
     assert final.phase == Phase.SUCCEEDED and "promoted outside the analysis" in final.message
+
+
+def test_an_image_only_canary_promoted_by_hand_is_a_promotion() -> None:
+    # KServe keeps the stable's name for a canary of the same model (promote() does so): the stable
+    # now serving the canary's image is what tells a promotion from a rollback.
+    run = Rollout(AnalysisSpec(steps=[10, 50], interval="30s", manual_gates=[50]))
+    run.memory.isvcs.add(isvc.start(standard_isvc(NAME), "v2", image="servekit/predictor:0.2.0"))
+    run.memory.isvcs.set_status(NS, NAME, standard_status("v2", ready=True))
+    run.memory.metrics.values = dict(GOOD)
+    run.run(max_steps=6)
+    assert run.current.phase == Phase.PAUSED
+    rollout.change_isvc(run.memory.edges(), NS, NAME, "promote", isvc.promote)
+    assert run.obj()["spec"]["predictor"]["name"] == "v1", "same model: KServe keeps the stable's name"
+    final = run.step()
+    assert final.phase == Phase.SUCCEEDED and "promoted outside the analysis" in final.message
+    assert run.memory.events.reasons()[-1] == "Promoted"
+
+
+def test_an_image_only_canary_removed_by_hand_is_still_a_rollback() -> None:
+    run = Rollout(SPEC)
+    run.memory.isvcs.add(isvc.start(standard_isvc(NAME), "v2", image="servekit/predictor:0.2.0"))
+    run.memory.isvcs.set_status(NS, NAME, standard_status("v2", ready=True))
+    run.memory.metrics.values = dict(GOOD)
+    run.step()
+    rollout.do_rollback(run.memory.edges(), NS, NAME)
+    assert run.step().phase == Phase.FAILED
 
 
 def test_failures_still_roll_back_at_a_manual_gate() -> None:
@@ -329,6 +363,22 @@ def test_knative_rollback_restores_the_baseline_at_zero_then_settles() -> None:
     run.step()
     assert run.obj()["spec"]["predictor"] == baseline["spec"]["predictor"], "settled: the restored spec takes all"
     assert run.current.phase == Phase.FAILED
+
+
+def test_a_knative_rollback_without_a_baseline_stays_rolled_back() -> None:
+    # The canary was there before servekit-canary first looked: no stable spec to restore, so the
+    # rollback leaves the failed revision at 0%. That is the rollback, not a new canary to start.
+    run = Rollout(AnalysisSpec(steps=[20], interval="30s", threshold=1))
+    run.memory.isvcs.add(isvc.start(knative_isvc(NAME), "v2", image="x:2", weight=5))
+    run.memory.isvcs.kserve = knative_reports("iris-predictor-00002", "iris-predictor-00001")
+    run.memory.metrics.values = dict(FAILING)
+    assert run.run().phase == Phase.FAILED
+    assert run.obj()["spec"]["predictor"]["canaryTrafficPercent"] == 0
+    for _ in range(5):
+        run.memory.clock.advance(30)
+        run.step()
+    assert run.current.phase == Phase.FAILED and run.obj()["spec"]["predictor"]["canaryTrafficPercent"] == 0
+    assert run.memory.events.reasons().count("Started") == 1, run.memory.events.reasons()
 
 
 # --- the pure halves on their own ----------------------------------------------------------------
