@@ -102,11 +102,19 @@ def _success_rate(values: dict[str, float | None], side: str, spec: AnalysisSpec
     if requests is None:
         return None, f"no data: no {side} series of servekit_requests_total in the window"
     if requests < spec.min_requests:
-        return None, f"too few requests: {requests:.0f} < {spec.min_requests}"
+        return None, f"too few requests: {requests:g} < {spec.min_requests}"  # extrapolated: 19.6, not "20"
     errors = _number(values.get(f"{side}.errors")) or 0.0  # no 5xx series: none answered 5xx
     # The two counts come from two instant queries, each extrapolated by increase(): when every
     # answer is a 5xx, errors can come out a hair above requests. The rate stays in 0..100.
     return max(0.0, 100.0 * (1.0 - errors / requests)), ""
+
+
+def _percent(rate: float, minimum: float) -> str:
+    """Two decimals, unless rounding would show a failing rate at its minimum (98.996 is not "99.00")."""
+    shown = f"{rate:.2f}"
+    if float(shown) >= minimum > rate:
+        shown = f"{math.floor(rate * 10_000) / 10_000:.4f}"  # cut, never rounded up
+    return shown
 
 
 def _p99_ms(values: dict[str, float | None], side: str) -> float | None:
@@ -119,7 +127,7 @@ def _rate_check(spec: AnalysisSpec, values: dict[str, float | None]) -> Check:
     name = "request-success-rate"
     if rate is None:
         return Check(name, False, None, reason)
-    detail = f"{rate:.2f}% (min {spec.min_success_rate:g}%)"
+    detail = f"{_percent(rate, spec.min_success_rate)}% (min {spec.min_success_rate:g}%)"
     return Check(name, rate >= spec.min_success_rate, rate, detail)
 
 

@@ -63,8 +63,18 @@ def fill(template: str, values: dict[str, str]) -> str:
         raise TemplateError(
             f"template {template!r} uses ${exc.args[0]}; known placeholders: {', '.join(sorted(values))}"
         ) from None
-    except ValueError as exc:
-        raise TemplateError(f"template {template!r}: {exc}") from None
+    except ValueError as exc:  # a "$" before something that is not a placeholder, e.g. a regex's "$"
+        raise TemplateError(f"template {template!r}: {exc} (write $$ for a literal $)") from None
+
+
+def check_templates(selectors: list[str | None], checks: list[str]) -> None:
+    """Fill every template as an analysis would, in both modes: a bad one fails here, when the
+    analysis is read, and not at the first analysis of a rollout already under way."""
+    probes = ((Variant("ns", "isvc", predictor="p"), False), (Variant("ns", "isvc", revision="r"), True))
+    for variant, knative in probes:
+        matchers = [selector(variant, knative, override) for override in selectors]
+        for query in checks:
+            render(query, variant, matchers[0], "1m")
 
 
 def selector(variant: Variant, knative: bool, override: str | None = None) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from predictor.canary import analysis, history, isvc, state
+from predictor.canary import analysis, history, isvc, queries, state
 from predictor.canary.history import Entry
 from predictor.canary.isvc import Obj
 from predictor.canary.spec import AnalysisSpec, HookType, Webhook
@@ -166,7 +166,7 @@ def _measure(edges: Edges, spec: AnalysisSpec, view: isvc.CanaryView) -> analysi
     try:
         for key, promql in analysis.plan(spec, view.variants()).items():
             values[key] = edges.metrics.value(promql)
-    except MetricsUnavailable as exc:
+    except (MetricsUnavailable, queries.TemplateError) as exc:  # templates are checked when the spec is read
         return analysis.unavailable(spec, str(exc))
     return analysis.evaluate(spec, values)
 

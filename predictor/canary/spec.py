@@ -7,10 +7,13 @@ threshold ranges, webhooks) so its users know them; the CRD spells them in camel
 from __future__ import annotations
 
 import re
+import urllib.parse
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+
+from predictor.canary import queries
 
 HookType = Literal["pre-rollout", "confirm-rollout", "confirm-promotion", "rollback", "event"]
 HOOK_TYPES: tuple[HookType, ...] = ("pre-rollout", "confirm-rollout", "confirm-promotion", "rollback", "event")
@@ -79,6 +82,18 @@ class Webhook(_Camel):
         parse_duration(value)
         return value
 
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        try:
+            url = urllib.parse.urlsplit(value)
+            url.port  # noqa: B018  # raises on a port that is not a number
+        except ValueError as exc:
+            raise ValueError(f"webhook url {value!r} is not a URL: {exc}") from None
+        if not url.hostname:
+            raise ValueError(f"webhook url {value!r} has no host")
+        return value
+
 
 class StableComparison(_Camel):
     """Compare the canary with the stable predictor over the same window."""
@@ -139,6 +154,7 @@ class AnalysisSpec(_Camel):
         names = [check.name for check in self.metrics]
         if len(names) != len(set(names)):
             raise ValueError(f"metric check names must be unique, got {names}")
+        queries.check_templates([self.canary_selector, self.stable_selector], [c.query for c in self.metrics])
         return self
 
     def weights(self) -> list[int]:

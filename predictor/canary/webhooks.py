@@ -25,7 +25,7 @@ class HttpWebhooks:
     def send(self, hook: Webhook, payload: dict[str, Any]) -> HookAnswer:
         try:
             response = self._client.post(hook.url, json=payload, timeout=parse_duration(hook.timeout))
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL is not an HTTPError
             logger.warning("webhook %s (%s) at %s failed: %s", hook.name, hook.type, hook.url, exc)
             return HookAnswer(hook.name, False, f"no answer from {hook.url}: {type(exc).__name__}: {exc}")
         ok = response.is_success

@@ -7,10 +7,10 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from predictor.canary import analysis, queries
+from predictor.canary import analysis
 from predictor.canary.analysis import Variants
 from predictor.canary.queries import Variant
-from predictor.canary.spec import AnalysisSpec, parse_duration
+from predictor.canary.spec import AnalysisSpec, MetricCheck, parse_duration
 
 STANDARD = Variants(Variant("models", "iris", predictor="v2"), Variant("models", "iris", predictor="v1"), knative=False)
 KNATIVE = Variants(
@@ -96,10 +96,20 @@ def test_selector_overrides_and_custom_checks_are_templates() -> None:
     assert planned["metric.mean-latency"] == 'avg_over_time(x{job="canary",isvc="iris"}[1m])'
 
 
-def test_unknown_placeholder_names_the_known_ones() -> None:
-    spec = AnalysisSpec(canary_selector='pod="$pod"')
-    with pytest.raises(queries.TemplateError, match=r"uses \$pod; known placeholders: app, isvc, namespace"):
-        analysis.plan(spec, STANDARD)
+def test_unknown_placeholder_names_the_known_ones_when_the_spec_is_read() -> None:
+    # Not at the first analysis, with the canary already at its first weight.
+    with pytest.raises(ValidationError, match=r"uses \$pod; known placeholders: app, isvc, namespace"):
+        AnalysisSpec(canary_selector='pod="$pod"')
+    with pytest.raises(ValidationError, match=r"uses \$pod"):
+        AnalysisSpec(stable_selector='pod="$pod"')  # even without compareStable
+
+
+def test_a_literal_dollar_is_written_twice() -> None:
+    with pytest.raises(ValidationError, match=r"Invalid placeholder.*write \$\$ for a literal \$"):
+        AnalysisSpec(metrics=[MetricCheck(name="m", query='sum(x{path=~"/v1/.*$"})', max=1)])
+    query = 'sum(rate(x{path=~"/v1/.*$$",$selector}[$window]))'
+    spec = AnalysisSpec(metrics=[MetricCheck(name="m", query=query, max=1)])
+    assert analysis.plan(spec, STANDARD)["metric.m"].startswith('sum(rate(x{path=~"/v1/.*$",namespace=')
 
 
 def checks(result: analysis.AnalysisResult) -> dict[str, tuple[bool, str]]:
@@ -147,6 +157,21 @@ def test_too_few_requests_fail_both_checks() -> None:
     assert not result.passed
     for name in ("request-success-rate", "request-duration-p99"):
         assert checks(result)[name] == (False, "too few requests: 12 < 50")
+
+
+def test_messages_never_round_a_failure_onto_its_limit() -> None:
+    # increase() extrapolates: 19.6 requests is too few for 20, and must not read "20 < 20".
+    result = analysis.evaluate(AnalysisSpec(), {**HEALTHY, "canary.requests": 19.6})
+    assert checks(result)["request-success-rate"] == (False, "too few requests: 19.6 < 20")
+    result = analysis.evaluate(AnalysisSpec(), {**HEALTHY, "canary.requests": 1000.0, "canary.errors": 10.04})
+    assert checks(result)["request-success-rate"] == (False, "98.9960% (min 99%)")
+
+
+def test_a_webhook_url_that_is_not_one_is_refused_when_read() -> None:
+    bad = {"http://[::1/x": "is not a URL", "http://gate:abc/": "is not a URL", "https://": "no host"}
+    for url, problem in bad.items():
+        with pytest.raises(ValidationError, match=problem):
+            AnalysisSpec(webhooks=[{"name": "g", "type": "confirm-rollout", "url": url}])
 
 
 def test_no_prometheus_fails_every_check() -> None:
