@@ -102,15 +102,22 @@ def analysis_spec(args: argparse.Namespace) -> AnalysisSpec:
             raise UsageError(f"--analysis {args.analysis}: {exc}") from None
         if not isinstance(loaded, dict):
             raise UsageError(f"--analysis {args.analysis}: expected a mapping of analysis settings")
-        data = {k: v for k, v in loaded.items() if k not in ("inferenceService", "prometheusUrl")}
+        # The file's keys are a CanaryAnalysis spec's (camelCase): under the field names, so that a
+        # flag for the same field replaces it instead of standing beside it.
+        fields = {str(info.alias or name): name for name, info in AnalysisSpec.model_fields.items()}
+        kept = {str(k): v for k, v in loaded.items() if k not in ("inferenceService", "prometheusUrl")}
+        data = {fields.get(k, k): v for k, v in kept.items()}
     for name in FLAG_FIELDS:
         value = getattr(args, name)
         if value is not None:
             data[name] = value
+    if args.steps is not None:
+        data.pop("step_weight", None)
+        data.pop("max_weight", None)
     if args.step_weight is not None:
         data.pop("steps", None)
     if args.compare_stable:
-        data["compare_stable"] = data.get("compare_stable") or data.pop("compareStable", None) or {}
+        data["compare_stable"] = data.get("compare_stable") or {}
     if args.manual_gate:
         data["manual_gates"] = args.manual_gate
     for index, hook in enumerate(args.webhook or []):
@@ -389,7 +396,8 @@ def main(argv: Sequence[str] | None = None, out: IO[str] | None = None, make_edg
     except (ApiError, SpecError, HistoryError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; the rollout's state is kept on the InferenceService", file=sys.stderr)
+        kept = history.config_map_name(getattr(args, "isvc", "ISVC"))
+        print(f"{PROG}: interrupted; its state is kept in ConfigMap {kept}: run again to go on", file=sys.stderr)
     return EXIT_ERROR
 
 

@@ -209,6 +209,18 @@ def test_analysis_file_with_flags_on_top(tmp_path: Path) -> None:
     assert spec.webhooks[0].type == "confirm-promotion" and spec.webhooks[0].url == "http://gate.test/ok"
 
 
+def test_a_flag_replaces_the_files_camel_case_field(tmp_path: Path) -> None:
+    path = tmp_path / "analysis.yaml"
+    path.write_text("stepWeight: 10\nmaxWeight: 30\nminSuccessRate: 90\nmanualGates: [20]\nmaxP99Ms: 800\n")
+    args = cli.build_parser().parse_args(
+        ["run", "iris", "--prometheus-url", "http://p", "--analysis", str(path), "--min-success-rate", "99.5",
+         "--steps", "10,25", "--manual-gate", "25"]
+    )  # fmt: skip
+    spec = cli.analysis_spec(args)
+    assert (spec.min_success_rate, spec.weights(), spec.manual_gates) == (99.5, [10, 25], [25])
+    assert spec.max_p99_ms == 800, "the file's fields without a flag stay"
+
+
 def test_bad_analysis_file_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "analysis.yaml"
     path.write_text("- not a mapping\n")
