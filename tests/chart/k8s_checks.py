@@ -99,6 +99,9 @@ def make_strict(schema: Any) -> Any:
     if not isinstance(schema, dict):
         return schema
     strict = dict(schema)
+    for bound, limit in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if strict.get(bound) is True:  # OpenAPI v3's boolean form; JSON Schema (draft 6+) gives the limit
+            strict[bound] = strict.pop(limit)
     if "properties" in strict:
         strict["properties"] = {name: make_strict(sub) for name, sub in strict["properties"].items()}
     for keyword in ("items", "additionalProperties", "not"):

@@ -142,6 +142,15 @@ def test_strict_schema_refuses_typos(object_validator: ObjectValidator) -> None:
     assert any("200 is greater than the maximum of 100" in p for p in object_validator.problems(obj))
 
 
+def test_latency_limits_must_be_above_zero(object_validator: ObjectValidator) -> None:
+    # The tool refuses 0 (gt=0): the API server must too, or the controller only says "invalid spec".
+    obj = yaml.safe_load((CONTROLLER_DIR / "canaryanalysis-example.yaml").read_text())
+    obj["spec"]["maxP99Ms"] = 0.5
+    assert object_validator.problems(obj) == []
+    obj["spec"]["maxP99Ms"] = 0
+    assert any("less than or equal to the minimum of 0" in p for p in object_validator.problems(obj))
+
+
 def test_nullable_becomes_a_null_type() -> None:
     assert openapi_to_jsonschema({"type": "number", "nullable": True}) == {"type": ["number", "null"]}
     jsonschema.validate(

@@ -150,6 +150,11 @@ BAD_VALUES = [
         "analysis-typo", {"canaryAnalysis": {"spec": {"stepWeights": [10]}}}, "additional properties 'stepWeights'"
     ),
     schema_error(
+        "analysis-p99-zero",
+        {"canaryAnalysis": {"spec": {"maxP99Ms": 0}}},
+        "at '/canaryAnalysis/spec/maxP99Ms'",
+    ),
+    schema_error(
         "analysis-bad-webhook-type",
         {"canaryAnalysis": {"spec": {"webhooks": [{"name": "a", "type": "post-rollout", "url": "http://a"}]}}},
         "at '/canaryAnalysis/spec/webhooks/0/type'",
