@@ -164,6 +164,10 @@ def write(root: Path, files: dict[str, bytes]) -> None:
     """Write the files under root, which must not hold anything yet."""
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise ArchiveError(f"{root} already exists and is not an empty directory: pick another output")
+    inside = root.resolve()
+    for relative in files:  # the names come from the cluster's objects: all checked before any write
+        if not (root / relative).resolve().is_relative_to(inside):
+            raise ArchiveError(f"{relative!r} would be written outside the backup folder {root}")
     for relative, content in files.items():
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ import base64
 import binascii
 import gzip
 import json
+import re
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,10 @@ Obj = dict[str, Any]
 
 SECRET_TYPE = "helm.sh/release.v1"
 GZIP_MAGIC = b"\x1f\x8b\x08"
+
+
+# Helm's rule for release names (a DNS subdomain, at most 53 characters).
+RELEASE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 class ReleaseError(ValueError):
@@ -56,6 +61,11 @@ def decode_secret(secret: Obj) -> Obj:
         raise ReleaseError(f"Secret {name}: the release record is not gzip'd JSON ({exc})") from None
     if not isinstance(release, dict) or not isinstance(release.get("chart"), dict):
         raise ReleaseError(f"Secret {name}: the release record has no chart")
+    # The name becomes a folder of the backup: anyone who may write Secrets in the namespace
+    # could otherwise name one "../../x" and have the backup write there.
+    release_name = release.get("name")
+    if not isinstance(release_name, str) or len(release_name) > 53 or not RELEASE_NAME.fullmatch(release_name):
+        raise ReleaseError(f"Secret {name}: release name {release_name!r} is not a Helm release name")
     return release
 
 

@@ -526,3 +526,9 @@ def test_a_backup_with_helm_releases_needs_the_helm_sdk_before_anything_is_writt
     monkeypatch.setitem(sys.modules, "helm_python", None)  # as if helm-python-sdk were not installed
     assert cli.main(["--prog", "restore.sh", "verify", str(folder)]) == 1
     assert "restore.sh: error: restoring Helm releases needs helm-python-sdk" in capsys.readouterr().err
+
+
+def test_nothing_is_written_outside_the_backup_folder(tmp_path: Path) -> None:
+    with pytest.raises(ArchiveError, match="outside the backup folder"):
+        archive.write(tmp_path / "backup", {"index.yaml": b"", "helm/../../escaped/values.yaml": b"x"})
+    assert not (tmp_path / "escaped").exists() and not (tmp_path / "backup").exists(), "nothing written at all"

@@ -81,6 +81,13 @@ def test_a_broken_release_secret_is_named_with_its_problem(broken: dict[str, Any
     assert "sh.helm.release.v1.demo.v1" in str(raised.value)
 
 
+@pytest.mark.parametrize("name", ["../../escaped", "a/b", "Demo", "x" * 54, ""])
+def test_a_release_name_that_is_not_helms_is_refused(name: str) -> None:
+    # The name becomes the backup's folder helm/<name>: a crafted Secret must not steer it.
+    with pytest.raises(ReleaseError, match="is not a Helm release name"):
+        decode_secret(secret(record(1, "deployed", name=name)))
+
+
 def test_the_deployed_revision_is_kept_with_the_list_of_revisions() -> None:
     (release,) = latest_releases([record(3, "failed"), record(1, "superseded"), record(2, "deployed")])
     assert release.summary()["revision"] == 2
