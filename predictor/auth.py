@@ -66,8 +66,10 @@ class TokenFile:
     A Kubernetes Secret volume rotates by pointing a ``..data`` symlink at a new directory, so the
     path's own inode never changes and an inotify watch on it goes stale. Instead, at most every
     ``recheck_s``, the path is stat'ed through its symlinks; any change of the file it resolves to
-    (device, inode, size, mtime, ctime) makes it be read again. An unreadable or empty new version
-    keeps the old tokens (with a warning): locking every client out is worse than a late rotation.
+    (device, inode, size, mtime, ctime) makes it be read again: at once when it is another file (a
+    swap), one recheck later when the same file was written in place (it may have been half
+    written). An unreadable or empty new version keeps the old tokens (with a warning): locking
+    every client out is worse than a late rotation.
     """
 
     def __init__(self, path: Path, *, recheck_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
@@ -78,6 +80,7 @@ class TokenFile:
             self._seen, self._digests = self._read()
         except (OSError, ValueError) as exc:
             raise TokenFileError(f"--auth_token_file {path}: {exc}") from None
+        self._pending: tuple[int, ...] | None = None  # an in-place change waiting to settle
         self._next_check = clock() + recheck_s
 
     def _signature(self) -> tuple[int, ...]:
@@ -99,7 +102,14 @@ class TokenFile:
             return
         self._next_check = now + self.recheck_s
         try:
-            if self._signature() == self._seen:
+            signature = self._signature()
+            if signature == self._seen:
+                return
+            if signature[:2] == self._seen[:2] and signature != self._pending:
+                # The same file written in place (not swapped, as a Secret volume is): it may be half
+                # written, and a prefix of the new token must not pass. Read it once it has stayed
+                # the same for one more recheck.
+                self._pending = signature
                 return
             self._seen, self._digests = self._read()
         except (OSError, ValueError) as exc:
@@ -137,7 +147,9 @@ class BearerAuthApp:
         if problem is None:
             await self.inner(scope, receive, send)
             return
-        logger.debug("401 for %s %s: %s", scope["method"], scope["path"], problem)
+        logger.debug(
+            "401 for %s %r: %s", scope["method"], scope["path"], problem
+        )  # %r: a decoded path may hold a newline
         challenge = CHALLENGE if problem == NO_TOKEN else _REFUSED
         await send_error(send, 401, problem, [(b"www-authenticate", challenge)])
 

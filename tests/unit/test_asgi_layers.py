@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -70,6 +71,14 @@ def test_auth_refuses_without_reading_the_body(tokens: TokenFile) -> None:
     assert answer.headers[b"www-authenticate"] == b'Bearer realm="servekit"'
     assert "Authorization: Bearer" in json_error(answer)
     assert answer.chunks_read == 0 and not inner.scopes
+
+
+def test_auth_logs_a_refused_path_on_one_line(tokens: TokenFile, caplog: pytest.LogCaptureFixture) -> None:
+    forged = "/v2/models/iris\n2026-01-01 FAKE LINE/infer"  # %0a, as uvicorn decodes it
+    with caplog.at_level(logging.DEBUG, logger="predictor.auth"):
+        assert call(BearerAuthApp(Inner(), tokens), http_scope(path=forged)).status == 401
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("401 for")]
+    assert "\n" not in line and "\\n2026-01-01 FAKE LINE" in line
 
 
 def test_auth_says_invalid_token_for_a_wrong_one(tokens: TokenFile) -> None:
