@@ -266,6 +266,88 @@ def test_controlplane_status_of_a_control_plane_that_is_not_up(tmp_path: Path) -
     assert "the control plane is down" in result.stderr
 
 
+def user_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("not the control plane's")
+    return folder
+
+
+@pytest.mark.parametrize("command", ["up", "down"])
+def test_controlplane_refuses_a_state_dir_that_is_a_users_folder(
+    command: str, tmp_path: Path, tripwires: tuple[dict[str, str], Path]
+) -> None:
+    env, called = tripwires
+    go = Path(env["PATH"].split(os.pathsep)[0]) / "go"  # `up` builds first: it must not get that far
+    go.write_text(f'#!/bin/sh\necho "go $*" >> "{called}"\nexit 99\n')
+    go.chmod(0o755)
+    folder = user_folder(tmp_path)
+    result = run_script(HACK_DIR / "controlplane.sh", "--state-dir", str(folder), command, env=env)
+    assert result.returncode == 2, result.stderr
+    assert (
+        f"the state folder {folder} is not empty and holds no control plane (no ports.env, no pids/)"
+    ) in result.stderr
+    assert (folder / "notes.txt").read_text() == "not the control plane's"
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+    assert not called.exists(), f"controlplane.sh {command} ran {called.read_text()}"
+
+
+def control_plane_leftovers(state: Path) -> None:
+    """What a stopped `up` leaves: no process runs, so `down` only removes files."""
+    for folder in ("pids", "logs", "pki", "etcd", "apiserver", "kserve/tmp", "envoy-gateway/certs"):
+        (state / folder).mkdir(parents=True)
+    (state / "pids" / "etcd.pid").write_text("999999999 /no/such/etcd\n")
+    (state / "logs" / "etcd.log").write_text("log\n")
+    (state / "pki" / "ca.key").write_text("key\n")
+    (state / "ports.env").write_text("ETCD_PORT=1\n")
+    (state / "kubeconfig").write_text("apiVersion: v1\n")
+
+
+def test_controlplane_down_removes_what_up_wrote_and_then_the_empty_state_dir(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    control_plane_leftovers(state)
+    result = run_script(HACK_DIR / "controlplane.sh", "--state-dir", str(state), "down")
+    assert result.returncode == 0, result.stderr
+    assert not state.exists()
+    assert "the control plane is down" in result.stderr
+
+
+def test_controlplane_down_keeps_files_it_did_not_write(tmp_path: Path) -> None:
+    state = user_folder(tmp_path)
+    control_plane_leftovers(state)
+    result = run_script(HACK_DIR / "controlplane.sh", "--state-dir", str(state), "down")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in state.iterdir()) == ["notes.txt"]
+    assert f"kept {state}: it holds files the control plane did not write" in result.stderr
+
+
+def test_controlplane_state_dir_is_for_its_user_only(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o755)
+    result = run_bash(
+        "source hack/lib.sh; source hack/controlplane/processes.sh; umask 022; make_state_dir",
+        env={"STATE_DIR": str(state)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert state.stat().st_mode & 0o777 == 0o700
+
+
+def test_envoy_gateway_key_is_written_for_its_user_only(tmp_path: Path) -> None:
+    # certgen and the Secret it makes, stood in for: the files are written as `up` writes them.
+    snippet = (
+        "source hack/lib.sh; source hack/controlplane/processes.sh; source hack/controlplane/addons.sh; "
+        "kube() { printf 'pem' | base64; }; umask 022; mkdir -p \"$STATE_DIR/logs\"; "
+        'make_envoy_gateway_certs /bin/true "$STATE_DIR/envoy-gateway/certs"'
+    )
+    result = run_bash(snippet, env={"STATE_DIR": str(tmp_path), "KUBECONFIG_PATH": str(tmp_path / "kubeconfig")})
+    assert result.returncode == 0, result.stderr
+    certs = tmp_path / "envoy-gateway" / "certs"
+    assert certs.stat().st_mode & 0o777 == 0o700
+    for name in ("ca.crt", "tls.crt", "tls.key"):
+        assert (certs / name).read_text() == "pem"
+        assert (certs / name).stat().st_mode & 0o777 == 0o600, name
+
+
 def test_controlplane_check_goes_with_build_only() -> None:
     result = run_script(HACK_DIR / "controlplane.sh", "--check", "up")
     assert result.returncode == 2
