@@ -168,10 +168,10 @@ install() {
     log "helm upgrade --install ${release} helm/servekit -n ${namespace} (image ${image}, pullPolicy ${pull_policy})"
     helm_cmd upgrade --install "${release}" "${SERVEKIT_ROOT}/helm/servekit" \
       --namespace "${namespace}" \
-      --set "image.repository=${image_repository}" \
-      --set "image.tag=${image_tag}" \
-      --set "image.digest=${image_digest}" \
-      --set "image.pullPolicy=${pull_policy}" \
+      --set-string "image.repository=${image_repository}" \
+      --set-string "image.tag=${image_tag}" \
+      --set-string "image.digest=${image_digest}" \
+      --set-string "image.pullPolicy=${pull_policy}" \
       "${helm_args[@]}" >/dev/null
   else
     write_kustomization

@@ -198,6 +198,25 @@ def test_deploy_fails_with_diagnostics_when_the_image_was_never_loaded(run: Run)
     assert "did not become ready" in result.stderr
 
 
+def cluster_with_images(run: Run, name: str, *images: str) -> None:
+    assert run("kind-up.sh", "--name", name).returncode == 0
+    assert run("install-kserve.sh", "--context", f"kind-{name}").returncode == 0
+    for image in images:
+        loaded = run("build-and-load.sh", "--name", name, "--image", image)
+        assert loaded.returncode == 0, loaded.stderr
+
+
+def test_deploy_passes_an_all_digit_tag_to_helm_as_a_string(run: Run, fake_state: Path) -> None:
+    # `--set image.tag=20240601` makes the tag a number, which the chart's values.schema.json refuses.
+    cluster_with_images(run, "digits", "servekit/predictor:20240601")
+    result = run("deploy.sh", "--context", "kind-digits", "--image", "servekit/predictor:20240601")
+    assert result.returncode == 0, result.stderr
+    cluster = state(fake_state)["clusters"]["digits"]
+    assert cluster["releases"]["models/iris"]["values"]["image"]["tag"] == "20240601"
+    container = cluster["objects"]["InferenceService/models"]["iris-servekit"]["spec"]["predictor"]["containers"][0]
+    assert container["image"] == "servekit/predictor:20240601"
+
+
 def test_build_and_load_needs_an_existing_cluster(run: Run) -> None:
     result = run("build-and-load.sh", "--name", "nowhere")
     assert result.returncode == 1
