@@ -122,6 +122,30 @@ relative_path() {
   echo "${up}${to#/}"
 }
 
+# The indexes of the overlay's spec.canary[] entries that bring their own containers (the
+# standard-canary overlay's v2 does): kustomize's output, one key a line, lists at their key's indent.
+canary_container_indexes() {
+  kubectl kustomize "${kustomize_dir}" | awk '
+    /^---/ { isvc = 0; canary = 0 }
+    /^kind: / { isvc = ($2 == "InferenceService") }
+    isvc && /^  canary:$/ { canary = 1; entry = -1; next }
+    canary && /^  - / { entry++ }
+    canary && /^(  )?[^ -]/ { canary = 0 }
+    canary && /^      containers:$/ { print entry }'
+}
+
+# The imagePullPolicy patch for the stable predictor and for each canary with containers: a canary
+# left at IfNotPresent could not start from an image that was only loaded into kind.
+pull_policy_patch() {
+  local index indexes
+  indexes="$(canary_container_indexes)"
+  printf '      - op: replace\n        path: /spec/predictor/containers/0/imagePullPolicy\n        value: %s\n' "${pull_policy}"
+  for index in ${indexes}; do
+    printf '      - op: add\n        path: /spec/canary/%s/predictor/containers/0/imagePullPolicy\n        value: %s\n' \
+      "${index}" "${pull_policy}"
+  done
+}
+
 write_kustomization() {
   kustomize_workdir="$(mktemp -d)"
   local workdir
@@ -141,9 +165,7 @@ patches:
       group: serving.kserve.io
       kind: InferenceService
     patch: |-
-      - op: replace
-        path: /spec/predictor/containers/0/imagePullPolicy
-        value: ${pull_policy}
+$(pull_policy_patch)
 EOF
 }
 

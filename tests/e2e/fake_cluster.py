@@ -255,7 +255,7 @@ def kubectl(args: list[str]) -> None:
             print(data["current_context"])
             return
         if args[:1] == ["kustomize"]:
-            real_kubectl(args)
+            print(real_kubectl(args), end="")
             return
         cluster = cluster_of_context(data, context)
         kubectl_in(cluster, namespace, args)

@@ -217,6 +217,16 @@ def test_deploy_passes_an_all_digit_tag_to_helm_as_a_string(run: Run, fake_state
     assert container["image"] == "servekit/predictor:20240601"
 
 
+def test_deploy_sets_the_pull_policy_of_a_kustomize_canary_too(run: Run, fake_state: Path) -> None:
+    # The standard-canary overlay's v2 spells out its own container, with imagePullPolicy IfNotPresent.
+    cluster_with_images(run, "canary", "servekit/predictor:dev")
+    result = run("deploy.sh", "--context", "kind-canary", "--kustomize", "--overlay", "overlays/standard-canary")
+    assert result.returncode == 0, result.stderr
+    isvc = state(fake_state)["clusters"]["canary"]["objects"]["InferenceService/models"]["iris"]
+    assert isvc["spec"]["predictor"]["containers"][0]["imagePullPolicy"] == "Never"
+    assert [c["predictor"]["containers"][0]["imagePullPolicy"] for c in isvc["spec"]["canary"]] == ["Never"]
+
+
 def test_build_and_load_needs_an_existing_cluster(run: Run) -> None:
     result = run("build-and-load.sh", "--name", "nowhere")
     assert result.returncode == 1
