@@ -13,11 +13,14 @@
 #   up      build what is missing, start everything, wait until it is usable; the last line of
 #           its output is `export KUBECONFIG=PATH`:  eval "$(hack/controlplane.sh up)"
 #           Already up: prints that line again. Progress goes to stderr.
-#   down    stop every process `up` started and remove its state (certificates, etcd data)
+#   down    stop every process `up` started and remove its state (certificates, etcd data): only
+#           what `up` wrote, then the state folder if that leaves it empty
 #   status  what runs, on which ports; exit 1 when the control plane is not up
 #
 #   --state-dir DIR  where certificates, etcd's data, logs and the kubeconfig live
-#                    (default: $SERVEKIT_CONTROLPLANE_STATE, else .controlplane in the repository)
+#                    (default: $SERVEKIT_CONTROLPLANE_STATE, else .controlplane in the repository);
+#                    made readable by this user only; up and down refuse a folder that is not
+#                    empty and holds no control plane (exit 2)
 #   -h, --help       show this help
 #
 # The build cache is $SERVEKIT_CONTROLPLANE_CACHE, else ${XDG_CACHE_HOME:-~/.cache}/servekit/controlplane.
@@ -54,6 +57,10 @@ readonly PROCESSES=(etcd kube-apiserver kube-controller-manager kube-scheduler k
 # shellcheck disable=SC2034 # read by addons.sh
 readonly ENVOY_GATEWAY_FIXED_PORTS=(18000 18002 8080 8081 9443)
 readonly PORT_NAMES=(ETCD_PORT ETCD_PEER_PORT API_PORT KWOK_PORT KSERVE_WEBHOOK_PORT KSERVE_PROBE_PORT KSERVE_METRICS_PORT ENVOY_GATEWAY_ADMIN_PORT)
+# Everything `up` writes into the state folder (processes.sh: pids, logs; pki.sh: pki, kubeconfig;
+# kubernetes.sh: etcd, apiserver; addons.sh: kserve, envoy-gateway): `down` removes these and
+# nothing else, so a --state-dir that names a folder of the user's loses none of its files.
+readonly STATE_ENTRIES=(pids logs pki etcd apiserver kserve envoy-gateway ports.env kubeconfig)
 
 STATE_DIR="${SERVEKIT_CONTROLPLANE_STATE:-${SERVEKIT_ROOT}/.controlplane}"
 command=""
@@ -79,6 +86,13 @@ mkdir -p "$(dirname "${STATE_DIR}")"
 STATE_DIR="$(cd "$(dirname "${STATE_DIR}")" && pwd -P)/$(basename "${STATE_DIR}")"
 KUBECONFIG_PATH="${STATE_DIR}/kubeconfig"
 KUBECTL=(kubectl --kubeconfig="${KUBECONFIG_PATH}")
+
+# up and down write and remove in the state folder: one that is not empty must be one that `up`
+# made (ports.env is its first file, pids/ holds what it started).
+if [[ "${command}" == up || "${command}" == down ]] && [[ -d "${STATE_DIR}" && -n "$(ls -A "${STATE_DIR}")" ]] &&
+  [[ ! -e "${STATE_DIR}/ports.env" && ! -d "${STATE_DIR}/pids" ]]; then
+  usage_error "the state folder ${STATE_DIR} is not empty and holds no control plane (no ports.env, no pids/): give --state-dir a new or empty folder"
+fi
 
 allocate_ports() {
   local ports name i=0
@@ -116,7 +130,9 @@ cmd_up() {
   fi
   build_all
   require_envoy_gateway_ports
-  mkdir -p "${STATE_DIR}"
+  # Keys, the admin kubeconfig and etcd's data: for this user only, on a shared machine too.
+  umask 077
+  make_state_dir
   allocate_ports
   make_pki "${STATE_DIR}/pki"
   write_kubeconfig "${KUBECONFIG_PATH}" "https://127.0.0.1:${API_PORT}" "${STATE_DIR}/pki"
@@ -148,7 +164,13 @@ cmd_down() {
   # Everything that talks to etcd first, etcd last, so none of them logs a lost store on its way out.
   stop_processes "${PROCESSES[@]:1}"
   stop_processes etcd
-  rm -rf "${STATE_DIR}"
+  local entry
+  for entry in "${STATE_ENTRIES[@]}"; do
+    rm -rf "${STATE_DIR:?}/${entry}"
+  done
+  if [[ -d "${STATE_DIR}" ]] && ! rmdir "${STATE_DIR}" 2>/dev/null; then
+    warn "kept ${STATE_DIR}: it holds files the control plane did not write"
+  fi
   log "the control plane is down"
 }
 

@@ -122,6 +122,30 @@ relative_path() {
   echo "${up}${to#/}"
 }
 
+# The indexes of the overlay's spec.canary[] entries that bring their own containers (the
+# standard-canary overlay's v2 does): kustomize's output, one key a line, lists at their key's indent.
+canary_container_indexes() {
+  kubectl kustomize "${kustomize_dir}" | awk '
+    /^---/ { isvc = 0; canary = 0 }
+    /^kind: / { isvc = ($2 == "InferenceService") }
+    isvc && /^  canary:$/ { canary = 1; entry = -1; next }
+    canary && /^  - / { entry++ }
+    canary && /^(  )?[^ -]/ { canary = 0 }
+    canary && /^      containers:$/ { print entry }'
+}
+
+# The imagePullPolicy patch for the stable predictor and for each canary with containers: a canary
+# left at IfNotPresent could not start from an image that was only loaded into kind.
+pull_policy_patch() {
+  local index indexes
+  indexes="$(canary_container_indexes)"
+  printf '      - op: replace\n        path: /spec/predictor/containers/0/imagePullPolicy\n        value: %s\n' "${pull_policy}"
+  for index in ${indexes}; do
+    printf '      - op: add\n        path: /spec/canary/%s/predictor/containers/0/imagePullPolicy\n        value: %s\n' \
+      "${index}" "${pull_policy}"
+  done
+}
+
 write_kustomization() {
   kustomize_workdir="$(mktemp -d)"
   local workdir
@@ -141,9 +165,7 @@ patches:
       group: serving.kserve.io
       kind: InferenceService
     patch: |-
-      - op: replace
-        path: /spec/predictor/containers/0/imagePullPolicy
-        value: ${pull_policy}
+$(pull_policy_patch)
 EOF
 }
 
@@ -168,10 +190,10 @@ install() {
     log "helm upgrade --install ${release} helm/servekit -n ${namespace} (image ${image}, pullPolicy ${pull_policy})"
     helm_cmd upgrade --install "${release}" "${SERVEKIT_ROOT}/helm/servekit" \
       --namespace "${namespace}" \
-      --set "image.repository=${image_repository}" \
-      --set "image.tag=${image_tag}" \
-      --set "image.digest=${image_digest}" \
-      --set "image.pullPolicy=${pull_policy}" \
+      --set-string "image.repository=${image_repository}" \
+      --set-string "image.tag=${image_tag}" \
+      --set-string "image.digest=${image_digest}" \
+      --set-string "image.pullPolicy=${pull_policy}" \
       "${helm_args[@]}" >/dev/null
   else
     write_kustomization

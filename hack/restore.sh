@@ -60,7 +60,9 @@ done
 [[ -n "${backup}" ]] || usage_error "BACKUP is required: the folder or .tar.gz hack/backup.sh wrote"
 [[ -e "${backup}" ]] || usage_error "BACKUP ${backup} does not exist"
 [[ -z "${namespace}" ]] || check_dns_label --namespace "${namespace}"
-[[ "${wait_seconds}" =~ ^[0-9]+$ ]] || usage_error "--wait '${wait_seconds}' is not a whole number of seconds"
+# No leading 0: bash reads 08 as a bad octal number in the -gt below, and would skip the wait.
+[[ "${wait_seconds}" =~ ^(0|[1-9][0-9]*)$ ]] ||
+  usage_error "--wait '${wait_seconds}' is not a whole number of seconds (digits, no leading 0)"
 for store in "${model_stores[@]}"; do
   check_model_store "${store}"
 done
@@ -117,7 +119,7 @@ occupants() {
 # Sets NAMESPACE_EXISTS; stops on a namespace being deleted, or one that holds objects of
 # another restore or install, unless --force.
 check_namespace() {
-  local state phase marker taken
+  local state phase marker shown taken=()
   NAMESPACE_EXISTS=false
   if ! state="$(kube get namespace "${namespace}" \
     -o jsonpath='{.status.phase} {.metadata.annotations.servekit\.dev/restored-from}' 2>"${WORKDIR}/stderr")"; then
@@ -134,9 +136,13 @@ check_namespace() {
     log "namespace ${namespace} holds an earlier run of this restore: going on from there"
     return
   fi
-  taken="$(occupants | head -n 10 | tr '\n' ' ')"
-  if [[ -n "${taken}" && "${force}" != true ]]; then
-    die "namespace ${namespace} is not empty (${taken% }): restore into a new namespace with -n, or pass --force to replace these with the backed-up objects"
+  # The whole list first (a pipe into head would kill occupants with SIGPIPE under pipefail).
+  occupants >"${WORKDIR}/occupants.txt"
+  mapfile -t taken <"${WORKDIR}/occupants.txt"
+  if [[ ${#taken[@]} -gt 0 && "${force}" != true ]]; then
+    shown="${taken[*]:0:10}"
+    [[ ${#taken[@]} -le 10 ]] || shown+=" and $((${#taken[@]} - 10)) more"
+    die "namespace ${namespace} is not empty (${shown}): restore into a new namespace with -n, or pass --force to replace these with the backed-up objects"
   fi
 }
 

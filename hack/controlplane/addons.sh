@@ -197,9 +197,11 @@ make_envoy_gateway_certs() {
     "${binary}" certgen --disable-topology-injector >"${STATE_DIR}/logs/envoy-gateway-certgen.log" 2>&1 ||
     die "envoy-gateway certgen failed; its log: ${STATE_DIR}/logs/envoy-gateway-certgen.log"
   mkdir -p "${certs}"
+  chmod 700 "${certs}"
   for file in ca.crt tls.crt tls.key; do
-    kube -n "${ENVOY_GATEWAY_NAMESPACE}" get secret envoy-gateway -o "jsonpath={.data.${file//./\\.}}" |
-      base64 -d >"${certs}/${file}"
+    # Created 0600 whatever the caller's umask: tls.key is the controller's private key.
+    (umask 077 && kube -n "${ENVOY_GATEWAY_NAMESPACE}" get secret envoy-gateway -o "jsonpath={.data.${file//./\\.}}" |
+      base64 -d >"${certs}/${file}")
   done
 }
 

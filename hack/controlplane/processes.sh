@@ -14,6 +14,12 @@ STATE_DIR="${STATE_DIR:-}"
 # Commands that BINARY is started through (e.g. unshare), which must exec it in the end.
 START_WRAPPER=()
 
+# The state folder, readable by this user only (it holds the keys and the admin kubeconfig).
+make_state_dir() {
+  mkdir -p "${STATE_DIR}"
+  chmod 700 "${STATE_DIR}"
+}
+
 # start_process NAME BINARY ARG...: BINARY in its own session (it outlives this script), output
 # to logs/NAME.log.
 start_process() {

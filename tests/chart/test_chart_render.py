@@ -220,8 +220,10 @@ def test_keda_scales_on_requests_per_second_from_prometheus(render_ci: RenderCi)
     external = metric["external"]
     assert external["metric"]["backend"] == "prometheus"
     assert external["metric"]["query"] == (
-        f'sum(rate(servekit_requests_total{{namespace="{NAMESPACE}",model="iris"}}[1m]))'
+        f'sum(rate(servekit_requests_total{{namespace="{NAMESPACE}",inferenceservice="ci-servekit",model="iris"}}[1m]))'
     )
+    # Only this release's pods: the label the ServiceMonitor copies from KServe's pod label.
+    assert service["metadata"]["name"] == "ci-servekit"
     assert external["target"] == {"type": "Value", "value": "20"}
 
 
@@ -388,6 +390,7 @@ def test_service_monitor_copies_kserves_pod_labels_onto_the_series(render_ci: Re
     assert copied["app"] == ["__meta_kubernetes_pod_label_app"], "Standard mode: isvc.<isvc>-<predictor>-predictor"
     assert copied["serving_knative_dev_revision"] == ["__meta_kubernetes_pod_label_serving_knative_dev_revision"]
     assert copied["namespace"] == ["__meta_kubernetes_namespace"]
+    assert copied["inferenceservice"] == ["__meta_kubernetes_pod_label_serving_kserve_io_inferenceservice"]
     assert all(set(r) == {"sourceLabels", "targetLabel"} for r in endpoint["relabelings"]), "plain copies"
 
 

@@ -11,7 +11,7 @@ import helm_python
 import pytest
 
 from tests.chart.k8s_checks import env_of, labels_match, pod_templates
-from tests.chart.rendering import CHART_DIR, CI_VALUES, Rendered, render
+from tests.chart.rendering import CHART_DIR, CI_VALUES, Rendered, ci_values, render
 
 RenderCi = Callable[[Path], Rendered]
 PROTECTED = ["/v2/models/iris/infer", "/v2/models/iris/versions/1/infer", "/v2/models/iris", "/v1/models/iris:predict"]
@@ -103,7 +103,7 @@ def test_payload_logging_is_kserves_logger_with_the_agent_port_open(render_ci: R
         },
     }
     ports = [p["port"] for p in rendered.one("NetworkPolicy")["spec"]["ingress"][0]["ports"]]
-    assert ports == [8080, 9081]
+    assert ports == [8080, 9081, 15020], "the agent's 9081, and Istio's merged metrics under STRICT mTLS"
     assert service["metadata"]["labels"]["networking.kserve.io/visibility"] == "cluster-local"
 
 
@@ -124,6 +124,57 @@ def test_istio_policies_select_the_predictor_pods(name: str, render_ci: RenderCi
         for pod in pods:
             assert labels_match(policy["spec"]["selector"]["matchLabels"], pod.spec["labels"]), policy["kind"]
     assert rendered.one("PeerAuthentication")["spec"]["mtls"] == {"mode": "STRICT"}
+
+
+def with_service_monitor(chart: helm_python.Chart, name: str) -> Rendered:
+    values = ci_values(scenario(name))
+    values.setdefault("metrics", {})["serviceMonitor"] = {"enabled": True}
+    return render(chart, values)
+
+
+@pytest.mark.parametrize("name", ["hardened", "jwt"])
+def test_strict_mtls_scrapes_istios_merged_metrics_on_15020(name: str, chart: helm_python.Chart) -> None:
+    # STRICT refuses the plaintext scrape of 8080 by a Prometheus outside the mesh; the sidecar serves
+    # the predictor's /metrics (merged with its own) in plaintext on 15020 at /stats/prometheus.
+    rendered = with_service_monitor(chart, name)
+    (endpoint,) = rendered.one("ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["path"] == "/stats/prometheus"
+    service = next(s for s in rendered.of_kind("Service") if s["metadata"]["name"].endswith("-metrics"))
+    assert service["spec"]["ports"] == [{"name": "http-metrics", "port": 15020, "targetPort": 15020, "protocol": "TCP"}]
+    assert endpoint["port"] == "http-metrics"
+    # Istio's injector reads where the predictor serves its metrics from these.
+    for pod in pod_templates(rendered.one("InferenceService")):
+        if pod.predictor:
+            annotations = pod.spec["annotations"]
+            assert annotations["prometheus.io/scrape"] == "true", pod.where
+            assert (annotations["prometheus.io/port"], annotations["prometheus.io/path"]) == ("8080", "/metrics")
+    (rule,) = rendered.one("NetworkPolicy")["spec"]["ingress"]
+    namespaces = rule["from"][-1]["namespaceSelector"]["matchExpressions"][0]["values"]
+    assert "monitoring" in namespaces, "Prometheus's namespace may connect"
+    if name == "hardened":  # Standard mode lists ports; Knative mode opens every port to these sources
+        assert 15020 in [p["port"] for p in rule["ports"]]
+    else:
+        assert "ports" not in rule
+
+
+def test_without_istio_prometheus_scrapes_the_predictor_on_8080(chart: helm_python.Chart) -> None:
+    rendered = with_service_monitor(chart, "standard-hpa")
+    (endpoint,) = rendered.one("ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["path"] == "/metrics"
+    service = next(s for s in rendered.of_kind("Service") if s["metadata"]["name"].endswith("-metrics"))
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(8080, 8080)]
+    assert 15020 not in [p["port"] for p in rendered.one("NetworkPolicy")["spec"]["ingress"][0]["ports"]]
+    for pod in pod_templates(rendered.one("InferenceService")):
+        assert not any(key.startswith("prometheus.io/") for key in pod.spec.get("annotations", {})), pod.where
+
+
+def test_pod_annotations_of_ones_own_win_over_the_scrape_annotations(chart: helm_python.Chart) -> None:
+    values = ci_values(scenario("hardened"))
+    values.setdefault("predictor", {})["podAnnotations"] = {"prometheus.io/scrape": "false", "team": "ml"}
+    spec = render(chart, values).one("InferenceService")["spec"]["predictor"]
+    assert spec["annotations"]["prometheus.io/scrape"] == "false"
+    assert spec["annotations"]["team"] == "ml"
+    assert spec["annotations"]["prometheus.io/port"] == "8080"
 
 
 @pytest.mark.parametrize("name", ["hardened", "jwt"])

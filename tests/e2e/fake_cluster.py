@@ -5,8 +5,9 @@ whole flow (cluster, KServe, image, Helm releases, port-forwards, calls, teardow
 its control flow, its flags and the lines it prints are tested on every run. What a real cluster
 does (KServe reconciling, pods serving) is modelled only as far as the scripts can observe it:
 
-- `helm upgrade --install` renders the real chart (helm_python) with the given values, and the
-  InferenceService it renders is what `kubectl get inferenceservice` then reports;
+- `helm upgrade --install` renders the real chart (helm_python) with the given values (`--set`
+  typed as Helm types it, `--set-string` kept a string), and the InferenceService it renders is
+  what `kubectl get inferenceservice` then reports;
 - `kubectl apply -k` builds the kustomization with the real `kubectl kustomize`;
 - a predictor answers only when its image was loaded into the kind cluster with pullPolicy Never,
   and a model on the PVC only after the model-store Job ran;
@@ -254,7 +255,7 @@ def kubectl(args: list[str]) -> None:
             print(data["current_context"])
             return
         if args[:1] == ["kustomize"]:
-            real_kubectl(args)
+            print(real_kubectl(args), end="")
             return
         cluster = cluster_of_context(data, context)
         kubectl_in(cluster, namespace, args)
@@ -434,13 +435,24 @@ def port_forward(cluster: dict[str, Any], namespace: str, target: str) -> None:
 # --- helm ----------------------------------------------------------------------------------------
 
 
-def set_value(values: dict[str, Any], assignment: str) -> None:
+def typed(value: str) -> Any:
+    """A --set value as Helm types it: true/false, null and whole numbers (no leading 0) are not strings."""
+    if value in ("true", "false"):
+        return value == "true"
+    if value == "null":
+        return None
+    if re.fullmatch(r"-?[1-9][0-9]*|0", value):
+        return int(value)
+    return value
+
+
+def set_value(values: dict[str, Any], assignment: str, as_string: bool = False) -> None:
     key, value = assignment.split("=", 1)
     *parents, leaf = key.split(".")
     node = values
     for part in parents:
         node = node.setdefault(part, {})
-    node[leaf] = value
+    node[leaf] = value if as_string else typed(value)
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -486,19 +498,19 @@ def helm_upgrade(cluster: dict[str, Any], namespace: str, args: list[str]) -> No
 
     release, chart_dir = args[0], args[1]
     values: dict[str, Any] = {}
-    assignments: list[str] = []
+    assignments: list[tuple[str, bool]] = []
     rest = args[2:]
     while rest:
         flag, value = rest[0], rest[1]
         if flag in ("--values", "-f"):
             merge(values, yaml.safe_load(Path(value).read_text()) or {})
-        elif flag == "--set":
-            assignments.append(value)
+        elif flag in ("--set", "--set-string"):
+            assignments.append((value, flag == "--set-string"))
         else:
             raise Exit(1, f"fake helm: unsupported flag {flag}")
         rest = rest[2:]
-    for assignment in assignments:  # --set wins over --values, whatever the order
-        set_value(values, assignment)
+    for assignment, as_string in assignments:  # --set wins over --values, whatever the order
+        set_value(values, assignment, as_string)
     if namespace not in cluster["namespaces"]:
         raise Exit(1, f'Error: create: failed to create: namespaces "{namespace}" not found')
     with helm_python.Chart.load(chart_dir) as chart:

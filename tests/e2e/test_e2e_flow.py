@@ -198,6 +198,35 @@ def test_deploy_fails_with_diagnostics_when_the_image_was_never_loaded(run: Run)
     assert "did not become ready" in result.stderr
 
 
+def cluster_with_images(run: Run, name: str, *images: str) -> None:
+    assert run("kind-up.sh", "--name", name).returncode == 0
+    assert run("install-kserve.sh", "--context", f"kind-{name}").returncode == 0
+    for image in images:
+        loaded = run("build-and-load.sh", "--name", name, "--image", image)
+        assert loaded.returncode == 0, loaded.stderr
+
+
+def test_deploy_passes_an_all_digit_tag_to_helm_as_a_string(run: Run, fake_state: Path) -> None:
+    # `--set image.tag=20240601` makes the tag a number, which the chart's values.schema.json refuses.
+    cluster_with_images(run, "digits", "servekit/predictor:20240601")
+    result = run("deploy.sh", "--context", "kind-digits", "--image", "servekit/predictor:20240601")
+    assert result.returncode == 0, result.stderr
+    cluster = state(fake_state)["clusters"]["digits"]
+    assert cluster["releases"]["models/iris"]["values"]["image"]["tag"] == "20240601"
+    container = cluster["objects"]["InferenceService/models"]["iris-servekit"]["spec"]["predictor"]["containers"][0]
+    assert container["image"] == "servekit/predictor:20240601"
+
+
+def test_deploy_sets_the_pull_policy_of_a_kustomize_canary_too(run: Run, fake_state: Path) -> None:
+    # The standard-canary overlay's v2 spells out its own container, with imagePullPolicy IfNotPresent.
+    cluster_with_images(run, "canary", "servekit/predictor:dev")
+    result = run("deploy.sh", "--context", "kind-canary", "--kustomize", "--overlay", "overlays/standard-canary")
+    assert result.returncode == 0, result.stderr
+    isvc = state(fake_state)["clusters"]["canary"]["objects"]["InferenceService/models"]["iris"]
+    assert isvc["spec"]["predictor"]["containers"][0]["imagePullPolicy"] == "Never"
+    assert [c["predictor"]["containers"][0]["imagePullPolicy"] for c in isvc["spec"]["canary"]] == ["Never"]
+
+
 def test_build_and_load_needs_an_existing_cluster(run: Run) -> None:
     result = run("build-and-load.sh", "--name", "nowhere")
     assert result.returncode == 1

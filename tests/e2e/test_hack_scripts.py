@@ -4,6 +4,7 @@ with docker, kind, kubectl and helm replaced by tripwires that fail the test whe
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -266,6 +267,88 @@ def test_controlplane_status_of_a_control_plane_that_is_not_up(tmp_path: Path) -
     assert "the control plane is down" in result.stderr
 
 
+def user_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("not the control plane's")
+    return folder
+
+
+@pytest.mark.parametrize("command", ["up", "down"])
+def test_controlplane_refuses_a_state_dir_that_is_a_users_folder(
+    command: str, tmp_path: Path, tripwires: tuple[dict[str, str], Path]
+) -> None:
+    env, called = tripwires
+    go = Path(env["PATH"].split(os.pathsep)[0]) / "go"  # `up` builds first: it must not get that far
+    go.write_text(f'#!/bin/sh\necho "go $*" >> "{called}"\nexit 99\n')
+    go.chmod(0o755)
+    folder = user_folder(tmp_path)
+    result = run_script(HACK_DIR / "controlplane.sh", "--state-dir", str(folder), command, env=env)
+    assert result.returncode == 2, result.stderr
+    assert (
+        f"the state folder {folder} is not empty and holds no control plane (no ports.env, no pids/)"
+    ) in result.stderr
+    assert (folder / "notes.txt").read_text() == "not the control plane's"
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+    assert not called.exists(), f"controlplane.sh {command} ran {called.read_text()}"
+
+
+def control_plane_leftovers(state: Path) -> None:
+    """What a stopped `up` leaves: no process runs, so `down` only removes files."""
+    for folder in ("pids", "logs", "pki", "etcd", "apiserver", "kserve/tmp", "envoy-gateway/certs"):
+        (state / folder).mkdir(parents=True)
+    (state / "pids" / "etcd.pid").write_text("999999999 /no/such/etcd\n")
+    (state / "logs" / "etcd.log").write_text("log\n")
+    (state / "pki" / "ca.key").write_text("key\n")
+    (state / "ports.env").write_text("ETCD_PORT=1\n")
+    (state / "kubeconfig").write_text("apiVersion: v1\n")
+
+
+def test_controlplane_down_removes_what_up_wrote_and_then_the_empty_state_dir(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    control_plane_leftovers(state)
+    result = run_script(HACK_DIR / "controlplane.sh", "--state-dir", str(state), "down")
+    assert result.returncode == 0, result.stderr
+    assert not state.exists()
+    assert "the control plane is down" in result.stderr
+
+
+def test_controlplane_down_keeps_files_it_did_not_write(tmp_path: Path) -> None:
+    state = user_folder(tmp_path)
+    control_plane_leftovers(state)
+    result = run_script(HACK_DIR / "controlplane.sh", "--state-dir", str(state), "down")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in state.iterdir()) == ["notes.txt"]
+    assert f"kept {state}: it holds files the control plane did not write" in result.stderr
+
+
+def test_controlplane_state_dir_is_for_its_user_only(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o755)
+    result = run_bash(
+        "source hack/lib.sh; source hack/controlplane/processes.sh; umask 022; make_state_dir",
+        env={"STATE_DIR": str(state)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert state.stat().st_mode & 0o777 == 0o700
+
+
+def test_envoy_gateway_key_is_written_for_its_user_only(tmp_path: Path) -> None:
+    # certgen and the Secret it makes, stood in for: the files are written as `up` writes them.
+    snippet = (
+        "source hack/lib.sh; source hack/controlplane/processes.sh; source hack/controlplane/addons.sh; "
+        "kube() { printf 'pem' | base64; }; umask 022; mkdir -p \"$STATE_DIR/logs\"; "
+        'make_envoy_gateway_certs /bin/true "$STATE_DIR/envoy-gateway/certs"'
+    )
+    result = run_bash(snippet, env={"STATE_DIR": str(tmp_path), "KUBECONFIG_PATH": str(tmp_path / "kubeconfig")})
+    assert result.returncode == 0, result.stderr
+    certs = tmp_path / "envoy-gateway" / "certs"
+    assert certs.stat().st_mode & 0o777 == 0o700
+    for name in ("ca.crt", "tls.crt", "tls.key"):
+        assert (certs / name).read_text() == "pem"
+        assert (certs / name).stat().st_mode & 0o777 == 0o600, name
+
+
 def test_controlplane_check_goes_with_build_only() -> None:
     result = run_script(HACK_DIR / "controlplane.sh", "--check", "up")
     assert result.returncode == 2
@@ -329,3 +412,85 @@ def test_restore_without_a_python_that_has_servekit_says_what_to_install(
     result = restore_without_cluster(tripwires, str(tmp_path), python="/bin/false")
     assert result.returncode == 1
     assert "no Python with the servekit package (tried: /bin/false)" in result.stderr
+
+
+# --- hack/restore.sh against a stand-in kubectl: a namespace that already holds objects -----------
+
+# Twelve InferenceServices and two Helm release records in the target namespace; the backed-up
+# "iris" is not among them.
+OCCUPIED_KUBECTL = """#!/bin/sh
+case "$*" in
+  "config current-context") echo test ;;
+  "version --request-timeout=10s") echo "Server Version: v1.34.0" ;;
+  "get --raw /apis/serving.kserve.io/v1beta1") echo '{"resources":[{"name":"inferenceservices"}]}' ;;
+  "get namespace models -o jsonpath="*) printf 'Active ' ;;
+  "-n models get inferenceservices.serving.kserve.io -o name")
+    for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo "inferenceservice.serving.kserve.io/m$i"; done ;;
+  "-n models get canaryanalyses.servekit.dev -o name" | "-n models get configmaps -l "*) ;;
+  "-n models get secrets -l owner=helm -o name")
+    sleep 0.5  # an API server takes a while to answer: a reader of only 10 lines is gone by now
+    echo secret/sh.helm.release.v1.demo.v1; echo secret/sh.helm.release.v1.demo.v2 ;;
+  "-n models get inferenceservices.serving.kserve.io iris -o json")
+    echo 'Error from server (NotFound): inferenceservices.serving.kserve.io "iris" not found' >&2; exit 1 ;;
+  *) echo "stand-in kubectl: unexpected: $*" >&2; exit 99 ;;
+esac
+"""
+
+
+@pytest.fixture
+def one_isvc_backup(tmp_path: Path) -> Path:
+    """A backup of namespace models with one InferenceService, as hack/backup.sh writes it."""
+    from datetime import UTC, datetime
+
+    from predictor.backup import archive, export
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    isvc = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": "iris", "namespace": "models", "uid": "u1"},
+        "spec": {"predictor": {"containers": [{"name": "kserve-container", "image": "servekit/predictor:0.1.0"}]}},
+    }
+    answers = {
+        "namespace.json": {"kind": "Namespace", "metadata": {"name": "models"}},
+        "inferenceservices.json": {"apiVersion": "v1", "kind": "List", "items": [isvc]},
+        "version.json": {"serverVersion": {"gitVersion": "v1.34.4"}, "clientVersion": {"gitVersion": "v1.32.4"}},
+    }
+    for name, answer in answers.items():
+        (raw / name).write_text(json.dumps(answer))
+    source = export.Source("models", "prod", "https://10.0.0.1:6443")
+    files = export.build(raw, source, [], datetime(2026, 11, 26, 9, 30, tzinfo=UTC), lambda _: None, lambda _: None)
+    archive.write(tmp_path / "backup", files)
+    return tmp_path / "backup"
+
+
+def restore_into_occupied_namespace(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    bin_dir = tmp_path / "kubectl-bin"
+    bin_dir.mkdir()
+    (bin_dir / "kubectl").write_text(OCCUPIED_KUBECTL)
+    (bin_dir / "kubectl").chmod(0o755)
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "SERVEKIT_PYTHON": sys.executable}
+    return run_script(RESTORE, *args, env=env)
+
+
+def test_restore_names_the_first_ten_occupants_and_counts_the_rest(tmp_path: Path, one_isvc_backup: Path) -> None:
+    result = restore_into_occupied_namespace(tmp_path, str(one_isvc_backup))
+    assert result.returncode == 1, result.stderr
+    listed = " ".join(f"inferenceservice.serving.kserve.io/m{i}" for i in range(1, 11))
+    assert f"namespace models is not empty ({listed} and 4 more): restore into a new namespace" in result.stderr
+
+
+def test_restore_with_force_goes_on_into_a_namespace_of_many_objects(tmp_path: Path, one_isvc_backup: Path) -> None:
+    result = restore_into_occupied_namespace(tmp_path, str(one_isvc_backup), "--force", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "restore.sh: inferenceservices/iris: would be created" in result.stdout
+    assert "restore.sh: dry run: nothing written" in result.stdout
+
+
+@pytest.mark.parametrize("value", ["08", "010", "00"])
+def test_restore_refuses_a_wait_with_a_leading_zero(value: str, tripwires: tuple[dict[str, str], Path]) -> None:
+    # bash reads 08 as a bad octal number in [[ ... -gt 0 ]]: the wait would be skipped without a word.
+    result = restore_without_cluster(tripwires, "docs", "--wait", value)
+    assert result.returncode == 2
+    assert f"--wait '{value}' is not a whole number of seconds (digits, no leading 0)" in result.stderr

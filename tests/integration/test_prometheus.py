@@ -18,7 +18,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.chart.rendering import NAMESPACE, REPO_ROOT, ci_values, render
+from tests.chart.rendering import NAMESPACE, RELEASE, REPO_ROOT, ci_values, render
 from tests.integration.server import Server, free_port
 
 DASHBOARD = REPO_ROOT / "helm" / "servekit" / "dashboards" / "servekit-predictor.json"
@@ -38,7 +38,11 @@ def prometheus(iris_server: Server, tmp_path_factory: pytest.TempPathFactory) ->
             {
                 "job_name": "servekit",
                 "static_configs": [
-                    {"targets": [f"127.0.0.1:{iris_server.http_port}"], "labels": {"namespace": NAMESPACE, "pod": POD}}
+                    {
+                        "targets": [f"127.0.0.1:{iris_server.http_port}"],
+                        # What the chart's ServiceMonitor puts on the series of its release's pods.
+                        "labels": {"namespace": NAMESPACE, "pod": POD, "inferenceservice": f"{RELEASE}-servekit"},
+                    }
                 ],
             }
         ],

@@ -49,14 +49,16 @@ autoScaling:
 
 {{/*
 PromQL for KEDA: requests per second, or requests waiting in the batcher (a concurrency proxy),
-summed over this release's predictor pods.
+summed over this release's predictor pods: the inferenceservice label is the one the chart's
+ServiceMonitor copies from KServe's pod label, so two releases serving the same model in one
+namespace do not scale on each other's traffic.
 */}}
 {{- define "servekit.kedaQuery" -}}
 {{- $as := .Values.autoscaling -}}
 {{- if $as.keda.query -}}
 {{- $as.keda.query -}}
 {{- else -}}
-{{- $selector := printf "namespace=%q,model=%q" .Release.Namespace .Values.model.name -}}
+{{- $selector := printf "namespace=%q,inferenceservice=%q,model=%q" .Release.Namespace (include "servekit.fullname" .) .Values.model.name -}}
 {{- if eq (include "servekit.autoscaling.metric" .) "rps" -}}
 {{- printf "sum(rate(servekit_requests_total{%s}[1m]))" $selector -}}
 {{- else -}}

@@ -169,3 +169,17 @@ Secret with the predictor's bearer tokens: an existing one, or the one the chart
 {{- define "servekit.authSecretName" -}}
 {{- .Values.auth.token.existingSecret | default (printf "%s-auth" (include "servekit.fullname" .)) -}}
 {{- end -}}
+
+{{/*
+Where Prometheus scrapes the predictor. Under Istio's STRICT mTLS (istio.peerAuthentication) a
+Prometheus outside the mesh cannot reach 8080 in plaintext: it scrapes the sidecar's port 15020
+instead, where Istio's metrics merging serves the predictor's /metrics and the proxy's together,
+in plaintext (the port is not behind the sidecar's mTLS).
+*/}}
+{{- define "servekit.metricsPort" -}}
+{{- ternary 15020 8080 .Values.istio.peerAuthentication.enabled -}}
+{{- end -}}
+
+{{- define "servekit.metricsPath" -}}
+{{- ternary "/stats/prometheus" "/metrics" .Values.istio.peerAuthentication.enabled -}}
+{{- end -}}

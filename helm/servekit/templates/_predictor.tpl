@@ -23,7 +23,12 @@ labels:
   {{- with $values.predictor.podLabels }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
-{{- with $values.predictor.podAnnotations }}
+{{- $annotations := deepCopy $values.predictor.podAnnotations }}
+{{- if $values.istio.peerAuthentication.enabled }}
+{{- /* Istio's metrics merging reads where the app serves its metrics from these, then points them at 15020. */}}
+{{- $annotations = merge $annotations (dict "prometheus.io/scrape" "true" "prometheus.io/port" "8080" "prometheus.io/path" "/metrics") }}
+{{- end }}
+{{- with $annotations }}
 annotations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
