@@ -187,9 +187,13 @@ class CanaryView:
 
 def serves(predictor: Obj) -> str:
     """What a predictor serves, hashed: its model location and its predictor container's image."""
-    containers = predictor.get("containers") or [{}]
-    container = next((c for c in containers if c.get("name") == PREDICTOR_CONTAINER), containers[0])
+    container = _predictor_container(predictor.get("containers") or [{}])
     return checksum([model_uri(predictor), container.get("image")])
+
+
+def _predictor_container(containers: list[Obj]) -> Obj:
+    """The container that serves the model: ``kserve-container``, else the first."""
+    return next((c for c in containers if c.get("name") == PREDICTOR_CONTAINER), containers[0])
 
 
 def _standard_view(isvc: Obj, namespace: str, base: dict[str, Any]) -> CanaryView:
@@ -261,7 +265,7 @@ def _with_overrides(predictor: Obj, storage_uri: str | None, image: str | None) 
     containers = changed.get("containers") or []
     if not containers:
         raise SpecError("spec.predictor has neither containers nor model: nothing to change")
-    container = next((c for c in containers if c.get("name") == PREDICTOR_CONTAINER), containers[0])
+    container = _predictor_container(containers)
     if image:
         container["image"] = image
     if storage_uri:
