@@ -11,7 +11,7 @@ import pytest
 if TYPE_CHECKING:
     import helm_python
 
-    from tests.chart.k8s_checks import ObjectValidator
+    from tests.support.k8s_checks import ObjectValidator
 
 # kserve.model_server parses sys.argv when it is imported; pytest's own flags (`--co` abbreviates
 # kserve's `--configure_logging`) must not reach it.
@@ -27,7 +27,7 @@ def chart() -> Iterator[helm_python.Chart]:
     """The chart under helm/servekit, loaded once by Helm's own engine."""
     import helm_python
 
-    from tests.chart.rendering import CHART_DIR
+    from tests.support.rendering import CHART_DIR
 
     with helm_python.Chart.load(CHART_DIR) as loaded:
         yield loaded
@@ -36,7 +36,7 @@ def chart() -> Iterator[helm_python.Chart]:
 @pytest.fixture(scope="session")
 def object_validator() -> ObjectValidator:
     """Strict schemas: built-in kinds and the KServe CRD (from $KSERVE_CRD_DIR)."""
-    from tests.chart.k8s_checks import ObjectValidator, ReferenceMissing
+    from tests.support.k8s_checks import ObjectValidator, ReferenceMissing
 
     # CI always has the KServe reference: a missing one is a broken setup, not a reason to skip.
     try:

@@ -25,9 +25,8 @@ from typing import Any
 
 import yaml
 
-from predictor.backup.objects import Kind, ObjectError, kind_of, name_of
-
-Obj = dict[str, Any]
+from predictor.backup.objects import Kind, ObjectError, kind_of, required_name
+from predictor.kube_object import Obj
 
 API_VERSION = "servekit.dev/v1alpha1"
 KIND = "Backup"
@@ -123,10 +122,9 @@ def _load_object(root: Path, entry: Any) -> Obj:
         if not isinstance(obj, dict):
             raise ObjectError(f"{entry['file']} holds no object")
         kind_of(obj)
-        if obj["kind"] != entry["kind"] or name_of(obj) != entry["name"]:
-            raise ObjectError(
-                f"{entry['file']} holds {obj['kind']} {name_of(obj)}, the index says {entry['kind']} {entry['name']}"
-            )
+        if obj["kind"] != entry["kind"] or required_name(obj) != entry["name"]:
+            found = f"{obj['kind']} {required_name(obj)}"
+            raise ObjectError(f"{entry['file']} holds {found}, the index says {entry['kind']} {entry['name']}")
         if not isinstance(obj.get("apiVersion"), str):
             raise ObjectError(f"{entry['file']} has no apiVersion")
     except ObjectError as exc:

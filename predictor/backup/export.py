@@ -24,11 +24,11 @@ from predictor.backup.objects import (
     INFERENCE_SERVICE,
     SERVICE_ACCOUNT,
     Kind,
-    Obj,
     clean,
     helm_release,
-    name_of,
+    required_name,
 )
+from predictor.kube_object import Obj
 
 # kubectl's answers, by file name in the raw folder.
 RAW_FILES = {
@@ -56,7 +56,7 @@ def _items(raw: Path, name: str) -> list[Obj] | None:
     if not path.exists():
         return None
     items: list[Obj] = _read_json(path).get("items") or []
-    return sorted(items, key=name_of)
+    return sorted(items, key=required_name)
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def _accounts(accounts: list[Obj], isvcs: list[Obj], released: set[str]) -> list
         predictors = [spec.get("predictor", {})] + [entry.get("predictor", {}) for entry in spec.get("canary") or []]
         wanted |= {p["serviceAccountName"] for p in predictors if p.get("serviceAccountName")}
     wanted.discard("default")
-    return [account for account in accounts if name_of(account) in wanted]
+    return [account for account in accounts if required_name(account) in wanted]
 
 
 def _release_files(release: Release, warn: Say) -> dict[str, bytes]:
@@ -146,10 +146,12 @@ def build(raw: Path, source: Source, stores: list[ModelStore], now: datetime, sa
     entries = []
     for kind in (INFERENCE_SERVICE, CANARY_ANALYSIS, HISTORY, SERVICE_ACCOUNT):
         for obj in kinds[kind]:
-            path = archive.object_path(kind, name_of(obj))
+            path = archive.object_path(kind, required_name(obj))
             files[path] = archive.dump(clean(obj))
-            entries.append({"kind": kind.kind, "name": name_of(obj), "apiVersion": obj.get("apiVersion"), "file": path})
-            say(f"{kind.kind} {name_of(obj)} -> {path}")
+            entries.append(
+                {"kind": kind.kind, "name": required_name(obj), "apiVersion": obj.get("apiVersion"), "file": path}
+            )
+            say(f"{kind.kind} {required_name(obj)} -> {path}")
     for release in releases:
         files |= _release_files(release, warn)
         revision = release.summary()["revision"]

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-Obj = dict[str, Any]
+from predictor.kube_object import Obj
 
 SECRET_TYPE = "helm.sh/release.v1"
 GZIP_MAGIC = b"\x1f\x8b\x08"

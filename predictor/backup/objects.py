@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
 
-Obj = dict[str, Any]
+from predictor.kube_object import Obj
 
 # Helm's ownership marks: a restored object must name the namespace it now lives in, or a later
 # `helm upgrade` refuses to adopt it.
@@ -58,7 +57,7 @@ def kind_of(obj: Obj) -> Kind:
     return KIND_BY_NAME[name]
 
 
-def name_of(obj: Obj) -> str:
+def required_name(obj: Obj) -> str:
     name = obj.get("metadata", {}).get("name")
     if not isinstance(name, str) or not name:
         raise ObjectError(f"{obj.get('kind', 'object')} without metadata.name")

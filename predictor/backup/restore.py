@@ -13,7 +13,8 @@ from pathlib import Path
 import yaml
 
 from predictor.backup.archive import ArchiveError, Backup
-from predictor.backup.objects import KINDS, Obj, kind_of, retarget
+from predictor.backup.objects import KINDS, kind_of, retarget
+from predictor.kube_object import Obj
 
 # Set on the target namespace by a restore: a second run of the same backup finds it and goes on
 # (an idempotent re-run), where any other non-empty namespace needs --force.

@@ -9,5 +9,6 @@ Layers, each importing only the ones above it (Flagger's scheduler / providers /
   (``InferenceServiceStore``, ``HistoryStore``, ``EventRecorder``, ``MetricSource``, ``WebhookSender``).
 - ``prometheus``, ``webhooks``, ``kube``: the edges that implement those protocols over HTTP and the
   Kubernetes API.
-- ``cli`` (``servekit-canary``), ``display`` and ``controller`` (kopf): the entry points.
+- ``cli`` (``servekit-canary``, its subcommands in ``commands/``), ``display`` and ``controller``
+  (kopf): the entry points.
 """

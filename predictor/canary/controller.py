@@ -21,27 +21,37 @@ from pydantic import ValidationError
 
 from predictor.canary import rollout
 from predictor.canary.history import timestamp
-from predictor.canary.isvc import SpecError
+from predictor.canary.isvc import ChangeRefused
 from predictor.canary.kube import ANALYSIS_GROUP, ANALYSIS_PLURAL, ANALYSIS_VERSION, merge_patch
 from predictor.canary.rollout import ApiError, Edges
 from predictor.canary.spec import CanaryAnalysisSpec
-from predictor.canary.state import Phase, RolloutState
+from predictor.canary.state import STATUS_NAME, TIME, Phase, RolloutState
 
 logger = logging.getLogger("predictor.canary")
 
 EdgesFor = Callable[[CanaryAnalysisSpec], Edges]
 PROMOTED_CONDITION = "Promoted"
 _CONDITION_STATUS = {Phase.SUCCEEDED: "True", Phase.FAILED: "False"}
-# status field <- RolloutState field; times are RFC 3339 in the status, epoch seconds in the state.
+
+
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(word.capitalize() for word in rest)
+
+
+# status field <- RolloutState field, derived from the dataclass so that a field added to the state
+# reaches the status (and survives a restart) without a list to keep up to date; times are RFC 3339
+# in the status, epoch seconds in the state.
 STATUS_FIELDS = {
-    "phase": "phase", "canary": "canary", "checksum": "checksum", "canaryWeight": "weight", "step": "step",
-    "failedChecks": "failed_checks", "iterations": "iterations", "confirmed": "confirmed", "begun": "begun",
-    "finished": "finished", "message": "message", "lastAnalysis": "last_analysis",
-}  # fmt: skip
+    item.metadata.get(STATUS_NAME, _camel(item.name)): item.name
+    for item in dataclasses.fields(RolloutState)
+    if not item.metadata.get(TIME)
+}
 TIME_FIELDS = {
-    "startedAt": "started_at", "unreadySince": "unready_since", "nextAnalysisAt": "next_analysis_at",
-    "lastAnalysisAt": "last_analysis_at",
-}  # fmt: skip
+    item.metadata.get(STATUS_NAME, _camel(item.name)): item.name
+    for item in dataclasses.fields(RolloutState)
+    if item.metadata.get(TIME)
+}
 
 
 def _to_time(value: str | None) -> float | None:
@@ -95,7 +105,7 @@ def reconcile(body: dict[str, Any], edges_for: EdgesFor) -> dict[str, Any]:
     try:
         edges = edges_for(spec)
         after = rollout.step(edges, spec, namespace, spec.inference_service, current)
-    except (ApiError, SpecError) as exc:
+    except (ApiError, ChangeRefused) as exc:
         logger.warning("CanaryAnalysis %s/%s: %s", namespace, meta.get("name"), exc)
         return {**previous, "message": f"error, retrying: {exc}"}
     return status_from_state(after, previous, meta.get("generation"), edges.clock())

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from predictor.canary.isvc import CANARY_PERCENT, Obj
+from predictor.canary.isvc import CANARY_PERCENT
+from predictor.kube_object import Obj
 
 DATA_KEY = "history.json"
 ROLLOUT_KEY = "rollout.json"

@@ -19,8 +19,8 @@ from typing import Any
 
 from predictor.canary import history
 from predictor.canary.history import Entry
-from predictor.canary.isvc import Obj
 from predictor.canary.rollout import ApiError, Change, HistoryChange
+from predictor.kube_object import Obj
 
 logger = logging.getLogger("predictor.canary")
 

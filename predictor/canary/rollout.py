@@ -22,9 +22,9 @@ from typing import Any, Protocol
 
 from predictor.canary import analysis, history, isvc, queries, state
 from predictor.canary.history import Entry
-from predictor.canary.isvc import Obj
 from predictor.canary.spec import AnalysisSpec, HookType, Webhook
 from predictor.canary.state import Gathered, HookAnswer, Need, RolloutState, Transition
+from predictor.kube_object import Obj
 
 logger = logging.getLogger("predictor.canary")
 

@@ -47,22 +47,31 @@ class Need(StrEnum):
     METRICS = "metrics"
 
 
+# Field metadata read by the CanaryAnalysis status mapping (controller.py): the status spells a field
+# in camelCase unless STATUS_NAME says otherwise, and writes TIME fields (epoch seconds here) in RFC 3339.
+STATUS_NAME, TIME = "status_name", "time"
+
+
+def _time() -> Any:
+    return field(default=None, metadata={TIME: True})
+
+
 @dataclass(frozen=True)
 class RolloutState:
     phase: Phase = Phase.IDLE
     canary: str | None = None
     checksum: str = ""
-    weight: int = 0
+    weight: int = field(default=0, metadata={STATUS_NAME: "canaryWeight"})
     step: int = -1  # index into spec.weights(); -1 before the first step
     failed_checks: int = 0
     iterations: int = 0
     confirmed: bool = False  # confirm-rollout gates passed
     begun: bool = False  # pre-rollout hooks passed, first weight set
     finished: bool = False  # the promotion or rollback of a terminal phase is written
-    started_at: float | None = None
-    unready_since: float | None = None
-    next_analysis_at: float | None = None
-    last_analysis_at: float | None = None
+    started_at: float | None = _time()
+    unready_since: float | None = _time()
+    next_analysis_at: float | None = _time()
+    last_analysis_at: float | None = _time()
     last_analysis: dict[str, Any] | None = None
     message: str = ""
     canary_serves: str = ""  # Standard: what the canary serves, when the stable does not (CanaryView.serves)

@@ -8,8 +8,8 @@ import joblib
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-from predictor.artifacts import sha256_of
-from predictor.spec import ModelSpec, dump_spec
+from predictor.modeldir.artifacts import sha256_of
+from predictor.modeldir.spec import ModelSpec, dump_spec
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 

@@ -14,8 +14,8 @@ import torch
 from sklearn.datasets import load_digits
 from torch import nn
 
-from predictor.artifacts import sha256_of
-from predictor.spec import ModelSpec, dump_spec
+from predictor.modeldir.artifacts import sha256_of
+from predictor.modeldir.spec import ModelSpec, dump_spec
 
 
 def make_network(hidden: int, depth: int) -> nn.Sequential:

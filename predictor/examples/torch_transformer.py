@@ -14,8 +14,8 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from predictor.artifacts import sha256_of
-from predictor.spec import ModelSpec, dump_spec
+from predictor.modeldir.artifacts import sha256_of
+from predictor.modeldir.spec import ModelSpec, dump_spec
 
 
 class EncoderLayer(nn.Module):

@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from predictor.spec import ModelSpec
+from predictor.modeldir.spec import ModelSpec
 
 Tensors = dict[str, np.ndarray]
 
@@ -44,6 +44,10 @@ _LOADERS: dict[str, str] = {
     "sklearn": "predictor.runtimes.sklearn_runtime",
     "torch": "predictor.runtimes.torch_runtime",
 }
+# What to install when a runtime's packages are missing: torch is an extra of servekit's;
+# scikit-learn and joblib are among its own dependencies (pyproject.toml).
+_INSTALL_HINTS: dict[str, str] = {"torch": "install servekit[torch]"}
+_BASE_INSTALL_HINT = "reinstall servekit: scikit-learn and joblib are among its own dependencies"
 
 
 def load_runtime(
@@ -62,7 +66,7 @@ def load_runtime(
     except ImportError as exc:
         raise RuntimeLoadError(
             f"the {spec.framework} runtime needs a package that is not installed ({exc.name}); "
-            f"install servekit[{spec.framework}]"
+            f"{_INSTALL_HINTS.get(spec.framework, _BASE_INSTALL_HINT)}"
         ) from None
     loader: RuntimeLoader = module.load
     return loader(spec, Path(model_dir), device, max_batch_size)

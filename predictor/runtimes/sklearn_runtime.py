@@ -10,9 +10,9 @@ import joblib
 import numpy as np
 import sklearn
 
-from predictor.artifacts import verified_artifact_path
+from predictor.modeldir.artifacts import verified_artifact_path
+from predictor.modeldir.spec import DATATYPE_TO_NUMPY, ModelSpec
 from predictor.runtimes import RuntimeLoadError, Tensors
-from predictor.spec import DATATYPE_TO_NUMPY, ModelSpec
 
 # Which estimator method computes each output source.
 _METHODS = {"label": "predict", "probabilities": "predict_proba", "raw": "predict"}

@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from predictor.artifacts import verified_artifact_path
-from predictor.preprocessing import apply_transforms
+from predictor.modeldir.artifacts import verified_artifact_path
+from predictor.modeldir.preprocessing import apply_transforms
+from predictor.modeldir.spec import DATATYPE_TO_NUMPY, ModelSpec
 from predictor.runtimes import RuntimeLoadError, Tensors
 from predictor.runtimes.cuda_graphs import BucketedGraphs, Capture, batch_buckets, cuda_graph_capture, host_tensor
-from predictor.spec import DATATYPE_TO_NUMPY, ModelSpec
 
 logger = logging.getLogger(__name__)
 

@@ -16,13 +16,14 @@ from importlib import metadata
 # What a worker serving a torch model and the GPU benchmark import (uvicorn loads its loop and
 # protocol modules by name, so they are listed too).
 MODULES = (
-    "predictor.__main__",
-    "predictor.model",
-    "predictor.http_app",
-    "predictor.grpc_server",
-    "predictor.logs",
-    "predictor.auth",
-    "predictor.worker_server",
+    "predictor.server.main",
+    "predictor.server.model",
+    "predictor.asgi.http_app",
+    "predictor.server.grpc_server",
+    "predictor.server.logs",
+    "predictor.asgi.auth",
+    "predictor.workers.worker",
+    "predictor.workers.worker_server",
     "predictor.runtimes.torch_runtime",
     "prometheus_client.multiprocess",
     "uvicorn.loops.auto",

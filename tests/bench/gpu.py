@@ -113,7 +113,7 @@ def matrix(args: argparse.Namespace) -> list[GpuConfig]:
 
 def prepare(ctx: GpuContext) -> None:
     """The example model, its four manifest variants, and one request body of random token ids."""
-    from predictor.spec import dump_spec, load_spec
+    from predictor.modeldir.spec import dump_spec, load_spec
 
     base = ctx.work / "models" / MODEL
     options = SMOKE_MODEL_OPTIONS if ctx.args.smoke else ()

@@ -1,6 +1,6 @@
 """``python -m tests.bench.layers``: the CPU cost per request of the layers in front of the v2 routes.
 
-Request ids, the body limit, versioned paths and bearer auth (predictor/http_app.py) run on every
+Request ids, the body limit, versioned paths and bearer auth (predictor/asgi/http_app.py) run on every
 REST request. Their cost is a few microseconds, far below the noise of a load test on a shared
 machine, so this measures them in-process: each stack in front of an app that reads the body and
 answers 200, called with the same request as the benchmark's, CPU time per request, the median
@@ -18,11 +18,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from predictor.asgi import ASGIApp, Message, Receive, Scope, Send
-from predictor.auth import BearerAuthApp, TokenFile
-from predictor.interop import ModelVersionApp
-from predictor.limits import BodyLimitApp
-from predictor.request_id import RequestIdApp
+from predictor.asgi.auth import BearerAuthApp, TokenFile
+from predictor.asgi.interop import ModelVersionApp
+from predictor.asgi.limits import BodyLimitApp
+from predictor.asgi.request_id import RequestIdApp
+from predictor.asgi.types import ASGIApp, Message, Receive, Scope, Send
 
 BODY = b'{"inputs":[{"name":"features","datatype":"FP32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}]}'
 TOKEN = "bench-token"

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from predictor.workers import WORKER_ENV, ReadinessBoard, WorkerIdentity
+from predictor.workers.board import WORKER_ENV, ReadinessBoard, WorkerIdentity
 
 
 def main() -> int:

@@ -12,17 +12,21 @@ import time
 
 import numpy as np
 
+from tests.support.started import signal_started
+
 FAULT = 13.0
 OUT_OF_MEMORY = 7.0
 HOLD = 99.0
 
 
 class InjectedFaults:
-    def __init__(self, hold_s: float) -> None:
+    def __init__(self, hold_s: float, started_dir: str | None = None) -> None:
         self.hold_s = hold_s
+        self.started_dir = started_dir  # the hold row signals as it begins (tests/support/started.py)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         if (features == HOLD).any():
+            signal_started(self.started_dir)
             time.sleep(self.hold_s)
         if (features == FAULT).any():
             raise RuntimeError("injected fault: a feature is 13")

@@ -13,11 +13,12 @@ import pytest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
-from tests.integration.conftest import AUTH, GRPC_AUTH, TOKEN, run_server
-from tests.integration.server import Server
 from tests.secret_volume import SecretVolume
+from tests.support.auth import AUTH, GRPC_AUTH, TOKEN
+from tests.support.models import run_server
+from tests.support.payloads import V2, infer_request
+from tests.support.server import Server
 
-V2 = {"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 4], "data": [6.7, 3.0, 5.2, 2.3]}]}
 PROTECTED: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/v2/models/iris/infer", V2),
     ("POST", "/v2/models/iris/versions/1/infer", V2),
@@ -28,16 +29,6 @@ PROTECTED: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/v1/models", None),
 ]
 OPEN = ["/", "/v2/health/live", "/v2/health/ready", "/v2/models/iris/ready", "/v1/models/iris", "/metrics"]
-
-
-def infer_request() -> pb.ModelInferRequest:
-    tensor = pb.ModelInferRequest.InferInputTensor(
-        name="features",
-        datatype="FP32",
-        shape=[1, 4],
-        contents=pb.InferTensorContents(fp32_contents=[6.7, 3, 5.2, 2.3]),
-    )
-    return pb.ModelInferRequest(model_name="iris", inputs=[tensor])
 
 
 @pytest.mark.parametrize(("method", "path", "body"), PROTECTED, ids=[f"{m} {p}" for m, p, _ in PROTECTED])

@@ -19,8 +19,8 @@ import kmock as kmock_lib
 import pytest
 import yaml
 
-from tests.integration.server import free_port
-from tests.unit.canary_edges import standard_isvc, standard_status
+from tests.support.canary_edges import standard_isvc, standard_status
+from tests.support.server import free_port
 
 pytestmark = pytest.mark.asyncio
 

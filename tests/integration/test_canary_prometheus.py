@@ -28,17 +28,17 @@ from predictor.canary.prometheus import PrometheusSource
 from predictor.canary.rollout import Edges
 from predictor.canary.spec import AnalysisSpec
 from predictor.canary.state import TERMINAL, Phase, RolloutState
-from tests.chart.rendering import NAMESPACE
-from tests.integration.canary_metrics import (
+from tests.support.canary_edges import MemoryEdges, knative_isvc, knative_reports, standard_isvc, standard_status
+from tests.support.canary_metrics import (
     ScrapingPrometheus,
     TrafficDriver,
     canary_servers,
     chart_service_monitor,
     pod_target,
 )
-from tests.integration.server import Server, free_port
-from tests.integration.test_prometheus import query, wait_until
-from tests.unit.canary_edges import MemoryEdges, knative_isvc, knative_reports, standard_isvc, standard_status
+from tests.support.prometheus import query, wait_until
+from tests.support.rendering import NAMESPACE
+from tests.support.server import Server, free_port
 
 SPEC = AnalysisSpec(
     steps=[20, 50], interval="3s", window="10s", threshold=2, min_requests=10, max_p99_ms=200,

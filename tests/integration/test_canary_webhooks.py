@@ -17,8 +17,8 @@ from predictor.canary.rollout import Edges
 from predictor.canary.spec import AnalysisSpec, Webhook
 from predictor.canary.state import Phase, RolloutState
 from predictor.canary.webhooks import HttpWebhooks
-from tests.integration.server import free_port
-from tests.unit.canary_edges import MemoryEdges, standard_isvc, standard_status
+from tests.support.canary_edges import MemoryEdges, standard_isvc, standard_status
+from tests.support.server import free_port
 
 GOOD = {"code=~": 0.0, "servekit_requests_total": 500.0, "servekit_request_duration_seconds": 0.02}
 

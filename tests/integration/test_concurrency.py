@@ -16,8 +16,9 @@ import pytest
 from kserve import InferenceGRPCClient, InferInput, InferRequest
 from sklearn.datasets import load_iris
 
-from tests.integration.conftest import make_slow_model, run_server
-from tests.integration.server import Server
+from tests.support.models import make_slow_model, run_server, started_dir
+from tests.support.server import Server
+from tests.support.started import started_calls, wait_started_async
 
 SLOW_BODY = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 2], "data": [1.0, 1.0]}]}
 
@@ -32,8 +33,9 @@ def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 async def _liveness_during_slow_predict(server: Server) -> tuple[float, int]:
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        before = started_calls(started_dir(server.model_dir))
         slow = asyncio.create_task(client.post("/v2/models/slow/infer", json=SLOW_BODY))
-        await asyncio.sleep(0.3)  # the predict is now sleeping in the model
+        await wait_started_async(started_dir(server.model_dir), since=before)  # the predict is in the model now
         assert not slow.done()
         start = time.perf_counter()
         live = await client.get("/v2/health/live")
@@ -138,7 +140,7 @@ def test_sigterm_lets_a_running_request_finish(tmp_path_factory: pytest.TempPath
         async def request_then_terminate() -> httpx.Response:
             async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
                 pending = asyncio.create_task(client.post("/v2/models/slow/infer", json=SLOW_BODY))
-                await asyncio.sleep(0.3)
+                await wait_started_async(started_dir(model))  # the request is in the model now
                 assert server.process is not None
                 server.process.terminate()  # what the kubelet sends first
                 return await pending

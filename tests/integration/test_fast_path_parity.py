@@ -8,8 +8,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.integration.server import Server
-from tests.integration.test_bad_input import V2_CASES
+from tests.support.payloads import V2_CASES
+from tests.support.server import Server
 
 GOOD = {"inputs": [{"name": "features", "datatype": "FP32", "shape": [2, 4], "data": [5.1, 3.5, 1.4, 0.2] * 2}]}
 

@@ -19,9 +19,10 @@ import pytest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
-from tests.integration.conftest import make_estimator_model, run_server
 from tests.integration.injected_faults import FAULT, HOLD, OUT_OF_MEMORY, InjectedFaults
-from tests.integration.server import Server
+from tests.support.models import make_estimator_model, run_server, started_dir
+from tests.support.server import Server
+from tests.support.started import started_calls, wait_started_async
 
 HOLD_S = 1.5
 MODEL_FAILED = "model 'faulty' failed on this request: RuntimeError: injected fault: a feature is 13"
@@ -33,7 +34,9 @@ OUT_OF_MEMORY_FRAGMENT = (
 
 @pytest.fixture(scope="module")
 def faulty_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_estimator_model(tmp_path_factory.mktemp("models") / "faulty", "faulty", InjectedFaults(HOLD_S))
+    path = tmp_path_factory.mktemp("models") / "faulty"
+    started_dir(path).mkdir(parents=True)
+    return make_estimator_model(path, "faulty", InjectedFaults(HOLD_S, str(started_dir(path))))
 
 
 @pytest.fixture(scope="module", params=["lean", "kserve"])
@@ -70,8 +73,9 @@ def test_out_of_memory_is_a_503_naming_it(faulty_server: Server) -> None:
 async def _batch_with_faults(server: Server) -> dict[float, list[int]]:
     """Hold the model, queue good and faulty requests behind it (they merge into one batch), collect statuses."""
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        before = started_calls(started_dir(server.model_dir))
         hold = asyncio.create_task(client.post("/v2/models/faulty/infer", json=body(HOLD)))
-        await asyncio.sleep(HOLD_S / 3)  # the hold request is in the model now
+        await wait_started_async(started_dir(server.model_dir), since=before)  # the hold request is in the model now
         values = [1.0, 2.0, FAULT, 3.0, OUT_OF_MEMORY, 4.0]
         responses = await asyncio.gather(*(client.post("/v2/models/faulty/infer", json=body(v)) for v in values))
         assert (await hold).status_code == 200

@@ -14,7 +14,7 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from sklearn.datasets import load_digits, load_iris
 
-from tests.integration.server import Server
+from tests.support.server import Server
 
 T = TypeVar("T")
 

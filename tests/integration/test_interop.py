@@ -14,8 +14,8 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from sklearn.datasets import load_iris
 
-from tests.integration.server import Server
-from tests.integration.test_auth import V2
+from tests.support.payloads import V2
+from tests.support.server import Server
 
 ROWS = load_iris().data[[0, 75, 149]].astype(np.float32)
 

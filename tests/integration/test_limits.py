@@ -16,9 +16,9 @@ import pytest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
-from tests.integration.conftest import AUTH, BODY_LIMIT, GRPC_AUTH, TOKEN
-from tests.integration.server import Server
-from tests.integration.test_auth import V2
+from tests.support.auth import AUTH, BODY_LIMIT, GRPC_AUTH, TOKEN
+from tests.support.payloads import V2
+from tests.support.server import Server
 
 PATH = "/v2/models/iris/infer"
 

@@ -18,9 +18,10 @@ import pytest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
-from tests.integration.conftest import AUTH, GRPC_AUTH, run_server
-from tests.integration.server import REPO, Server, free_port
-from tests.integration.test_auth import V2, infer_request
+from tests.support.auth import AUTH, GRPC_AUTH
+from tests.support.models import run_server
+from tests.support.payloads import V2, infer_request
+from tests.support.server import REPO, Server, free_port
 
 FIELDS = {"time", "level", "logger", "message", "pid"}
 TEXT_LINE = re.compile(

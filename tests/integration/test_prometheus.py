@@ -18,8 +18,9 @@ import httpx
 import pytest
 import yaml
 
-from tests.chart.rendering import NAMESPACE, RELEASE, REPO_ROOT, ci_values, render
-from tests.integration.server import Server, free_port
+from tests.support.prometheus import query, wait_until
+from tests.support.rendering import NAMESPACE, RELEASE, REPO_ROOT, ci_values, render
+from tests.support.server import Server, free_port
 
 DASHBOARD = REPO_ROOT / "helm" / "servekit" / "dashboards" / "servekit-predictor.json"
 KEDA_OVERLAY = REPO_ROOT / "manifests" / "overlays" / "standard-keda" / "autoscaling.yaml"
@@ -75,18 +76,6 @@ def prometheus(iris_server: Server, tmp_path_factory: pytest.TempPathFactory) ->
         process.wait(timeout=10)
 
 
-def wait_until(check: Any, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
-
-
 def drive_traffic(server: Server) -> None:
     good = {"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 4], "data": [5.1, 3.5, 1.4, 0.2]}]}
     bad = {"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 3], "data": [5.1, 3.5, 1.4]}]}
@@ -97,14 +86,6 @@ def drive_traffic(server: Server) -> None:
             assert client.post("/v2/models/iris/infer", json=bad).status_code == 400
             assert client.post("/v1/models/iris:predict", json={"instances": [[6.7, 3.0, 5.2, 2.3]]}).status_code == 200
             time.sleep(1.1)
-
-
-def query(url: str, promql: str) -> list[dict[str, Any]]:
-    """The instant vector, or an AssertionError with Prometheus' own words for bad PromQL."""
-    response = httpx.get(f"{url}/api/v1/query", params={"query": promql}, timeout=10)
-    body = response.json()
-    assert body["status"] == "success", f"{promql!r}: {body.get('error')}"
-    return list(body["data"]["result"])
 
 
 def dashboard_queries() -> list[tuple[str, str]]:

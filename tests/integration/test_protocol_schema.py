@@ -20,8 +20,8 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from tests.chart.k8s_checks import V2_REST_SPEC_FILE, ReferenceMissing, load_reference
-from tests.integration.server import Server
+from tests.support.k8s_checks import V2_REST_SPEC_FILE, ReferenceMissing, load_reference
+from tests.support.server import Server
 
 EXAMPLES = {"post": 60, "get": 15}  # per operation and generation mode
 MODEL = {"${MODEL_NAME}": "iris", "${MODEL_VERSION}": "1"}

@@ -13,9 +13,9 @@ import pytest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
-from tests.integration.conftest import AUTH, GRPC_AUTH
-from tests.integration.server import Server
-from tests.integration.test_auth import V2, infer_request
+from tests.support.auth import AUTH, GRPC_AUTH
+from tests.support.payloads import V2, infer_request
+from tests.support.server import Server
 
 MADE_ID = re.compile(r"[0-9a-f]{32}")  # W3C trace-id format
 

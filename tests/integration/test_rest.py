@@ -13,7 +13,7 @@ import pytest
 from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 from sklearn.datasets import load_digits, load_iris
 
-from tests.integration.server import Server
+from tests.support.server import Server
 
 IRIS = load_iris().data.astype(np.float32)
 

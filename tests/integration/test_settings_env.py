@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.conftest import run_server
-from tests.integration.server import Server
-from tests.integration.test_auth import V2
+from tests.support.models import run_server
+from tests.support.payloads import V2
+from tests.support.server import Server
 
 
 @pytest.fixture(scope="module")

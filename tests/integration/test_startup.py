@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.server import REPO, free_port
+from tests.support.server import REPO, free_port
 
 
 def start(model_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:

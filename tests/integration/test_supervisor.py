@@ -10,14 +10,14 @@ import time
 from pathlib import Path
 
 from tests.integration import processes
-from tests.integration.server import REPO
+from tests.support.server import REPO
 
 # Runs the real Supervisor in a process of its own (it installs signal handlers) over fake workers.
 SUPERVISOR = """
 import logging
 import sys
 from pathlib import Path
-from predictor.workers import Supervisor
+from predictor.workers.supervisor import Supervisor
 logging.basicConfig(level=logging.INFO)
 run_dir = Path(sys.argv[1])
 command = [sys.executable, "-m", "tests.integration.fake_worker"]

@@ -25,8 +25,9 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration import processes
-from tests.integration.conftest import make_slow_model
-from tests.integration.server import REPO, Server
+from tests.support.models import make_slow_model, started_dir
+from tests.support.server import REPO, Server
+from tests.support.started import started_pids
 
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]  # setosa: label 0
 V2_BODY = json.dumps({"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 4], "data": IRIS_ROW}]})
@@ -221,8 +222,18 @@ def test_a_killed_worker_makes_the_pod_not_ready_until_replaced(
 # ---- SIGTERM drains every worker, and nothing outlives the server ---------------------------------
 
 
+async def until_a_call_begins_in_another_worker(started: Path, timeout_s: float) -> None:
+    """Wait (at most ``timeout_s``) for a model call in a worker that had none: the last request went
+    there. Without one by then, it queued behind a busy worker's call, and another request is due."""
+    before = started_pids(started)
+    deadline = time.monotonic() + timeout_s
+    while started_pids(started) == before and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+
+
 def test_sigterm_drains_every_worker_and_leaves_no_process(tmp_path_factory: pytest.TempPathFactory) -> None:
     model = make_slow_model(tmp_path_factory.mktemp("models") / "slow", seconds=1.0)
+    started = started_dir(model)
     server = start_workers(tmp_path_factory, model, "slow")
     assert server.process is not None
     try:
@@ -231,11 +242,16 @@ def test_sigterm_drains_every_worker_and_leaves_no_process(tmp_path_factory: pyt
         body = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 2], "data": [1.0, 2.0]}]})
 
         async def requests_then_terminate() -> list[httpx.Response]:
-            # One client per request, so each has its own connection; enough of them to reach both workers.
-            clients = [httpx.AsyncClient(base_url=server.url, timeout=20) for _ in range(8)]
+            # One client per request, so each has its own connection (the kernel picks a worker per
+            # connection): requests until a model call has begun in both workers, then SIGTERM.
+            clients: list[httpx.AsyncClient] = []
+            pending: list[asyncio.Task[httpx.Response]] = []
             try:
-                pending = [asyncio.create_task(c.post("/v2/models/slow/infer", content=body)) for c in clients]
-                await asyncio.sleep(0.4)
+                while started_pids(started) != set(pids):
+                    assert len(clients) < MAX_TRIES, f"model calls began only in {started_pids(started)} of {pids}"
+                    clients.append(httpx.AsyncClient(base_url=server.url, timeout=20))
+                    pending.append(asyncio.create_task(clients[-1].post("/v2/models/slow/infer", content=body)))
+                    await until_a_call_begins_in_another_worker(started, timeout_s=0.5)
                 assert server.process is not None
                 server.process.terminate()  # what the kubelet sends
                 return await asyncio.gather(*pending)

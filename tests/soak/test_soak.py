@@ -25,9 +25,9 @@ import pytest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
-from tests.integration.conftest import run_server
-from tests.integration.server import Server
 from tests.secret_volume import SecretVolume
+from tests.support.models import run_server
+from tests.support.server import Server
 
 pytestmark = pytest.mark.soak
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from predictor.asgi import ASGIApp, Message, Receive, Scope, Send
+from predictor.asgi.types import ASGIApp, Message, Receive, Scope, Send
 
 
 @dataclass

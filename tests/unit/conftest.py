@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from predictor.spec import ModelSpec, parse_spec
-from predictor.validation import RawTensor, json_decoder
+from predictor.modeldir.spec import ModelSpec, parse_spec
+from predictor.protocol.validation import RawTensor, json_decoder
 
 SHA = "0123456789abcdef" * 4
 IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from predictor import request_id
-from predictor.asgi import Receive, Scope, Send
-from predictor.auth import BearerAuthApp, TokenFile
-from predictor.interop import FormAsJsonApp, ModelVersionApp
-from predictor.limits import BodyLimitApp
-from predictor.request_id import RequestIdApp, accept
+from predictor.asgi import request_id
+from predictor.asgi.auth import BearerAuthApp, TokenFile
+from predictor.asgi.interop import FormAsJsonApp, ModelVersionApp
+from predictor.asgi.limits import BodyLimitApp
+from predictor.asgi.request_id import RequestIdApp, accept
+from predictor.asgi.types import Receive, Scope, Send
 from tests.unit.asgi_calls import Inner, call, http_scope, json_error
 
 MADE_ID = re.compile(r"[0-9a-f]{32}")  # W3C trace-id format
@@ -75,7 +75,7 @@ def test_auth_refuses_without_reading_the_body(tokens: TokenFile) -> None:
 
 def test_auth_logs_a_refused_path_on_one_line(tokens: TokenFile, caplog: pytest.LogCaptureFixture) -> None:
     forged = "/v2/models/iris\n2026-01-01 FAKE LINE/infer"  # %0a, as uvicorn decodes it
-    with caplog.at_level(logging.DEBUG, logger="predictor.auth"):
+    with caplog.at_level(logging.DEBUG, logger="predictor.asgi.auth"):
         assert call(BearerAuthApp(Inner(), tokens), http_scope(path=forged)).status == 401
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("401 for")]
     assert "\n" not in line and "\\n2026-01-01 FAKE LINE" in line

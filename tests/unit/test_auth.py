@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from predictor.auth import NO_TOKEN, WRONG_TOKEN, TokenFile, TokenFileError, bearer_token, is_open
+from predictor.asgi.auth import NO_TOKEN, WRONG_TOKEN, TokenFile, TokenFileError, bearer_token, is_open
 from tests.secret_volume import SecretVolume
 
 
@@ -139,7 +139,7 @@ def test_a_broken_new_version_keeps_the_old_tokens(tmp_path: Path, caplog: pytes
     tokens = TokenFile(volume.path, recheck_s=1.0, clock=clock)
     volume.write("")
     clock.now += 1.0
-    with caplog.at_level(logging.WARNING, logger="predictor.auth"):
+    with caplog.at_level(logging.WARNING, logger="predictor.asgi.auth"):
         assert tokens.check(b"Bearer first") is None
     assert "keeping the tokens read before" in caplog.text
     assert "holds no token" in caplog.text

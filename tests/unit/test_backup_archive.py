@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import gzip
-import io
 import json
 import sys
 from collections.abc import Callable
@@ -17,10 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
-from predictor.backup import archive, cli, export, models, restore
+from predictor.backup import archive, cli, export, models, objects, restore, restore_command
 from predictor.backup.archive import ArchiveError
 from predictor.backup.models import ModelError, ModelStore
-from predictor.spec import dump_spec, parse_spec
+from predictor.modeldir.spec import dump_spec, parse_spec
 
 NOW = datetime(2026, 11, 26, 9, 30, 0, tzinfo=UTC)
 SOURCE = export.Source("models", "prod", "https://10.0.0.1:6443")
@@ -470,19 +469,15 @@ def test_a_model_that_changed_in_the_store_is_reported(store: ModelStore) -> Non
 # --- the command line the scripts call ------------------------------------------------------------
 
 
-def test_the_commands_print_what_the_scripts_read(
-    made: tuple[Path, Messages, Messages], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_a_restore_needs_the_backups_apis_and_writes_its_objects_in_order(
+    made: tuple[Path, Messages, Messages],
 ) -> None:
     folder, _, _ = made
-    assert cli.main(["--prog", "restore.sh", "show", str(folder), "id"]) == 0
-    assert cli.main(["show", str(folder), "namespace"]) == 0
-    assert cli.main(["required-apis", str(folder)]) == 0
-    assert cli.main(["objects", str(folder), "--namespace", "restored", "--out", str(tmp_path / "objects")]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[:3] == ["models-20261126T093000Z", "models", "serving.kserve.io/v1beta1 inferenceservices"]
-    first = lines[3].split()
-    assert first[1:] == ["serviceaccounts", "iris-predictor"]
-    assert json.loads(Path(first[0]).read_text())["metadata"] == {"name": "iris-predictor", "namespace": "restored"}
+    backup = archive.load(folder)
+    assert (backup.id, backup.source["namespace"]) == ("models-20261126T093000Z", "models")
+    assert restore.required_apis(backup) == [("serving.kserve.io/v1beta1", "inferenceservices")]
+    first = restore.objects_in_order(backup, "restored")[0]
+    assert (first["kind"], first["metadata"]) == ("ServiceAccount", {"name": "iris-predictor", "namespace": "restored"})
 
 
 def test_a_bad_backup_exits_1_with_the_problem_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -493,30 +488,24 @@ def test_a_bad_backup_exits_1_with_the_problem_named(tmp_path: Path, capsys: pyt
 
 
 def test_check_models_fails_on_a_changed_model(
-    made: tuple[Path, Messages, Messages], store: ModelStore, capsys: pytest.CaptureFixture[str]
+    made: tuple[Path, Messages, Messages], store: ModelStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder, _, _ = made
-    flag = f"{store.prefix}={store.root}"
-    assert cli.main(["check-models", str(folder), "--model-store", flag]) == 0
+    args = restore_command.RestoreArgs(backup=str(folder), model_stores=[f"{store.prefix}={store.root}"])
+    run = restore_command.Restore(args, "restore.sh", tmp_path)
+    run.check_models(archive.load(folder))
+    assert "restore.sh: models: 1 of 1 in the model store, each with the backed-up sha256" in capsys.readouterr().out
     manifest = store.root / "iris" / "v2" / "model.yaml"
     manifest.write_text(manifest.read_text().replace(SHA_V2, "cd" * 32))
-    assert cli.main(["check-models", str(folder), "--model-store", flag]) == 1
-    assert "the model store holds other models than the backup recorded" in capsys.readouterr().err
+    with pytest.raises(ModelError, match="the model store holds other models than the backup recorded"):
+        run.check_models(archive.load(folder))
 
 
-def test_the_patch_command_reads_the_live_object_on_stdin(
-    made: tuple[Path, Messages, Messages],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_a_drifted_object_is_patched_back_to_its_spec(made: tuple[Path, Messages, Messages]) -> None:
     folder, _, _ = made
     wanted = restore.objects_in_order(archive.load(folder), "models")[2]  # iris
-    (tmp_path / "wanted.json").write_text(json.dumps(wanted))
     live = {**wanted, "status": {}, "spec": {"predictor": {"name": "old"}}}
-    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(live)))
-    assert cli.main(["patch", str(tmp_path / "wanted.json")]) == 0
-    assert json.loads(capsys.readouterr().out) == [{"op": "add", "path": "/spec", "value": wanted["spec"]}]
+    assert objects.patch_ops(wanted, live) == [{"op": "add", "path": "/spec", "value": wanted["spec"]}]
 
 
 def test_a_backup_with_helm_releases_needs_the_helm_sdk_before_anything_is_written(

@@ -22,7 +22,7 @@ from predictor.backup.helm_release import (
     decode_secret,
     latest_releases,
 )
-from tests.chart.rendering import CHART_DIR
+from tests.support.rendering import CHART_DIR
 
 
 def record(version: int, status: str, chart_version: str = "0.1.0", **extra: Any) -> dict[str, Any]:

@@ -86,6 +86,14 @@ class Gate:
         return [float(v) for call in self.calls for v in call["x"][:, 0]]
 
 
+async def until_queued(batcher: DynamicBatcher, depth: int, timeout_s: float = 2.0) -> None:
+    """Until ``depth`` requests wait in the batcher: the submits a test started have reached it."""
+    deadline = time.monotonic() + timeout_s
+    while batcher.queue_depth != depth:
+        assert time.monotonic() < deadline, f"queue depth {batcher.queue_depth} after {timeout_s} s, expected {depth}"
+        await asyncio.sleep(0.001)
+
+
 def rows(*values: float, width: int = 3) -> Tensors:
     """One row per value, every column equal to the value, so rows are easy to tell apart."""
     return {"x": np.repeat(np.asarray(values, dtype=np.float64)[:, None], width, axis=1)}
@@ -190,7 +198,7 @@ def test_full_batch_is_sent_without_waiting_for_the_deadline() -> None:
 
     async def main() -> None:
         first = asyncio.ensure_future(batcher.submit(rows(1.0)))
-        await asyncio.sleep(0.02)
+        await until_queued(batcher, 1)  # the first waits in the batch window
         second = await batcher.submit(rows(2.0))
         assert float(second["y"][0, 0]) == 4.0
         assert float((await first)["y"][0, 0]) == 2.0
@@ -208,8 +216,7 @@ def test_requests_queued_during_a_batch_form_the_next_one() -> None:
         first = asyncio.ensure_future(batcher.submit(rows(0.0)))
         await gate.wait_started()
         rest = [asyncio.ensure_future(batcher.submit(rows(float(i)))) for i in range(1, 6)]
-        await asyncio.sleep(0.01)
-        assert batcher.queue_depth == 5
+        await until_queued(batcher, 5)
         gate.release.set()
         await asyncio.gather(first, *rest)
         await batcher.close()
@@ -313,8 +320,7 @@ def test_queue_full_is_refused_at_once_with_retry_after() -> None:
         running = asyncio.ensure_future(batcher.submit(rows(0.0)))
         await gate.wait_started()  # started: no longer counts as waiting
         queued = [asyncio.ensure_future(batcher.submit(rows(float(i)))) for i in (1, 2)]
-        await asyncio.sleep(0.01)
-        assert batcher.queue_depth == 2
+        await until_queued(batcher, 2)
         with pytest.raises(QueueFullError, match="max_queue_size=2") as refused:
             await batcher.submit(rows(9.0))
         assert refused.value.retry_after_s >= 1.0
@@ -463,8 +469,7 @@ def test_request_cancelled_while_queued_never_runs() -> None:
         await gate.wait_started()
         doomed = asyncio.ensure_future(batcher.submit(rows(2.0)))
         kept = asyncio.ensure_future(batcher.submit(rows(3.0)))
-        await asyncio.sleep(0.01)
-        assert batcher.queue_depth == 2
+        await until_queued(batcher, 2)
         doomed.cancel()
         with pytest.raises(asyncio.CancelledError):
             await doomed
@@ -486,7 +491,7 @@ def test_request_cancelled_while_running_leaves_batch_mates_answered() -> None:
         tasks = [asyncio.ensure_future(batcher.submit(rows(float(i)))) for i in range(3)]
         await gate.wait_started()
         tasks[1].cancel()
-        await asyncio.sleep(0.01)
+        await asyncio.wait([tasks[1]], timeout=2)  # the cancellation has reached submit()
         gate.release.set()
         assert float((await tasks[0])["y"][0, 0]) == 0.0
         assert float((await tasks[2])["y"][0, 0]) == 4.0
@@ -588,7 +593,7 @@ def test_close_fails_waiting_requests_but_finishes_the_running_batch() -> None:
         running = asyncio.ensure_future(batcher.submit(rows(1.0)))
         await gate.wait_started()
         waiting = [asyncio.ensure_future(batcher.submit(rows(float(i)))) for i in (2, 3)]
-        await asyncio.sleep(0.01)
+        await until_queued(batcher, 2)
         closing = asyncio.ensure_future(batcher.close())
         for task in waiting:
             with pytest.raises(BatcherClosedError):
@@ -614,7 +619,7 @@ def test_close_with_drain_runs_waiting_requests_first() -> None:
         running = asyncio.ensure_future(batcher.submit(rows(1.0)))
         await gate.wait_started()
         waiting = [asyncio.ensure_future(batcher.submit(rows(float(i)))) for i in (2, 3)]
-        await asyncio.sleep(0.01)
+        await until_queued(batcher, 2)
         closing = asyncio.ensure_future(batcher.close(drain=True))
         gate.release.set()
         await closing

@@ -18,7 +18,7 @@ import pytest
 from predictor.canary import cli, display, isvc
 from predictor.canary.isvc import CanaryView, Mode
 from predictor.canary.state import Phase, RolloutState
-from tests.unit.canary_edges import MemoryEdges, standard_isvc, standard_status
+from tests.support.canary_edges import MemoryEdges, standard_isvc, standard_status
 
 COMMANDS = ["status", "start", "set-weight", "promote", "rollback", "abort", "history", "restore", "run", "controller"]
 GOOD = {"code=~": 0.0, "servekit_requests_total": 500.0, "servekit_request_duration_seconds": 0.02}

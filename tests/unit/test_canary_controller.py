@@ -7,15 +7,16 @@ API server is for the cluster tests on the control plane.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from typing import Any
 
 import kopf
 import pytest
 
-from predictor.canary import controller, isvc
+from predictor.canary import controller, isvc, rollout
 from predictor.canary.state import Phase, RolloutState
-from tests.unit.canary_edges import MemoryEdges, standard_isvc, standard_status
+from tests.support.canary_edges import MemoryEdges, standard_isvc, standard_status
 
 GOOD = {"code=~": 0.0, "servekit_requests_total": 500.0, "servekit_request_duration_seconds": 0.02}
 
@@ -94,6 +95,59 @@ def test_status_round_trips_the_state() -> None:
     assert status["startedAt"] == "2027-01-15T08:00:00Z"
     assert controller.state_from_status(status) == state
     assert status["conditions"][0]["status"] == "Unknown"
+
+
+def a_state_with_every_field_set() -> RolloutState:
+    """A RolloutState in which every field differs from its default, built from the dataclass's own
+    fields: a field added later is in it without anyone remembering to add it here."""
+    values: dict[str, Any] = {}
+    for number, item in enumerate(dataclasses.fields(RolloutState), start=1):
+        default, kind = item.default, str(item.type)
+        if item.name == "phase":
+            values[item.name] = Phase.PAUSED
+        elif kind.startswith("float"):
+            values[item.name] = 1_800_000_000.0 + number  # whole seconds: the status keeps RFC 3339 seconds
+        elif kind.startswith("bool"):
+            values[item.name] = not default
+        elif kind.startswith("int"):
+            values[item.name] = 100 + number
+        elif kind.startswith("str"):
+            values[item.name] = f"{item.name}-value"
+        elif kind.startswith("dict"):
+            values[item.name] = {"passed": True, "checks": [{"name": item.name, "passed": True, "value": 1.0}]}
+        else:
+            raise AssertionError(f"RolloutState.{item.name}: no test value for type {kind!r}")
+    state = RolloutState(**values)
+    unset = [f.name for f in dataclasses.fields(state) if getattr(state, f.name) == f.default]
+    assert unset == [], "every field must differ from its default, or a lost field would go unseen"
+    return state
+
+
+def test_status_round_trips_every_field_of_the_state() -> None:
+    state = a_state_with_every_field_set()
+    status = json.loads(json.dumps(controller.status_from_state(state, {}, 4, 1_800_000_030.0)))
+    back = controller.state_from_status(status)
+    lost = {
+        f.name: getattr(back, f.name)
+        for f in dataclasses.fields(state)
+        if getattr(back, f.name) != getattr(state, f.name)
+    }
+    assert lost == {}, "fields the CanaryAnalysis status loses"
+
+
+def test_a_restarted_controller_knows_an_image_only_canary_promoted_by_hand() -> None:
+    # Every look of the controller starts from the status alone: what tells a promotion of an
+    # image-only canary from a rollback must survive the trip through the status.
+    memory = MemoryEdges()
+    memory.isvcs.add(isvc.start(standard_isvc("iris"), "v2", image="servekit/predictor:0.2.0"))
+    memory.isvcs.set_status("models", "iris", standard_status("v2", ready=True))
+    memory.metrics.values = dict(GOOD)
+    body = analysis(steps=[20, 60], manualGates=[60])
+    held = reconcile_until_done(memory, body, looks=4)[-1]
+    assert held["phase"] == "Paused" and "manual gate at 60%" in held["message"]
+    rollout.change_isvc(memory.edges(), "models", "iris", "promote", isvc.promote)
+    final = reconcile_until_done(memory, body, looks=1)[-1]
+    assert (final["phase"], final["message"]) == ("Succeeded", "canary v2 was promoted outside the analysis")
 
 
 def test_the_condition_keeps_its_transition_time_while_its_status_holds() -> None:

@@ -12,9 +12,10 @@ from collections.abc import Callable
 import pytest
 
 from predictor.canary import isvc
-from predictor.canary.isvc import Mode, NoCanary, Obj, SpecError
-from tests.chart.k8s_checks import ObjectValidator
-from tests.unit.canary_edges import knative_isvc, knative_status, standard_isvc, standard_status
+from predictor.canary.isvc import ChangeRefused, Mode, NoCanary
+from predictor.kube_object import Obj
+from tests.support.canary_edges import knative_isvc, knative_status, standard_isvc, standard_status
+from tests.support.k8s_checks import ObjectValidator
 
 V2_URI = "s3://models/iris/v2"
 
@@ -58,7 +59,7 @@ def test_a_scale_to_zero_stable_gets_a_canary_without_minreplicas(object_validat
 def test_the_same_start_again_changes_nothing(make: Callable[[], Obj]) -> None:
     started = isvc.start(make(), "v2", storage_uri=V2_URI, weight=10)
     assert isvc.start(started, "v2", storage_uri=V2_URI, weight=10) == started
-    with pytest.raises(SpecError, match="already has a canary"):
+    with pytest.raises(ChangeRefused, match="already has a canary"):
         isvc.start(started, "v2", storage_uri=V2_URI, weight=20)
 
 
@@ -79,25 +80,25 @@ def test_start_with_an_image_only() -> None:
     ],
 )
 def test_start_refuses_what_kserve_would(change: object, message: str) -> None:
-    with pytest.raises(SpecError, match=message):
+    with pytest.raises(ChangeRefused, match=message):
         change(standard_isvc())  # type: ignore[operator]
 
 
 def test_start_needs_a_named_stable_predictor_with_a_storage_uri() -> None:
     unnamed = standard_isvc()
     del unnamed["spec"]["predictor"]["name"]
-    with pytest.raises(SpecError, match=r"needs spec\.predictor\.name"):
+    with pytest.raises(ChangeRefused, match=r"needs spec\.predictor\.name"):
         isvc.start(unnamed, "v2", storage_uri=V2_URI)
     baked = standard_isvc()
     baked["spec"]["predictor"]["containers"][0]["env"] = []
-    with pytest.raises(SpecError, match="from storage"):
+    with pytest.raises(ChangeRefused, match="from storage"):
         isvc.start(baked, "v2", image="servekit/predictor:0.2.0")
 
 
 def test_set_weight_and_its_bounds(object_validator: ObjectValidator) -> None:
     started = isvc.start(standard_isvc(), "v2", storage_uri=V2_URI)
     assert valid(isvc.set_weight(started, 40), object_validator)["spec"]["canary"][0]["trafficPercent"] == 40
-    with pytest.raises(SpecError, match="weight -1"):
+    with pytest.raises(ChangeRefused, match="weight -1"):
         isvc.set_weight(started, -1)
     with pytest.raises(NoCanary, match="no canary to weigh"):
         isvc.set_weight(standard_isvc(), 40)
@@ -170,7 +171,7 @@ def test_canary_entries_outside_standard_mode_are_refused() -> None:
 
 
 def test_two_canaries_are_not_driven() -> None:
-    with pytest.raises(SpecError, match=r"has 2 canaries \['v2', 'v3'\]; servekit-canary drives one"):
+    with pytest.raises(ChangeRefused, match=r"has 2 canaries \['v2', 'v3'\]; servekit-canary drives one"):
         isvc.view(with_canaries(entry("v2", 10), entry("v3", 10)))
 
 
@@ -198,7 +199,7 @@ def test_old_mode_names(annotation: str, mode: Mode) -> None:
 def test_unknown_mode_asks_for_the_annotation() -> None:
     obj = standard_isvc()
     del obj["metadata"]["annotations"]
-    with pytest.raises(SpecError, match=r"set the annotation serving\.kserve\.io/deploymentMode"):
+    with pytest.raises(ChangeRefused, match=r"set the annotation serving\.kserve\.io/deploymentMode"):
         isvc.mode_of(obj)
     obj["status"] = {"deploymentMode": "Standard"}
     assert isvc.mode_of(obj) == Mode.STANDARD, "what KServe wrote in the status counts"
@@ -283,5 +284,5 @@ def test_framework_predictors_change_the_model_storage_uri() -> None:
     obj["spec"]["predictor"] = {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": "gs://a/v1"}}
     started = isvc.start(copy.deepcopy(obj), "v2", storage_uri="gs://a/v2", weight=5)
     assert started["spec"]["predictor"]["model"]["storageUri"] == "gs://a/v2"
-    with pytest.raises(SpecError, match="--image needs a custom-container predictor"):
+    with pytest.raises(ChangeRefused, match="--image needs a custom-container predictor"):
         isvc.start(obj, "v2", image="x")

@@ -16,7 +16,7 @@ from predictor.canary import history, isvc, rollout, state
 from predictor.canary.isvc import CanaryView, Mode
 from predictor.canary.spec import AnalysisSpec
 from predictor.canary.state import Gathered, HookAnswer, Need, Phase, RolloutState
-from tests.unit.canary_edges import (
+from tests.support.canary_edges import (
     MemoryEdges,
     knative_isvc,
     knative_reports,

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from predictor.__main__ import build_parser, main, settings_from_args
 from predictor.examples import sklearn_iris
-from predictor.settings import PredictorSettings
-from tests.integration.server import free_port
+from predictor.server.main import build_parser, main, settings_from_args
+from predictor.server.settings import PredictorSettings
+from tests.support.server import free_port
 
 OUR_FLAGS = ["--model_dir", "--device", "--batching", "--max_batch_size", "--max_latency_ms", "--max_queue_size"]
 KSERVE_FLAGS = ["--http_port", "--grpc_port", "--workers", "--enable_grpc", "--model_name"]
@@ -45,9 +45,9 @@ def no_server(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def keep_pytests_logging(monkeypatch: pytest.MonkeyPatch) -> None:
     """main() would take over the test process's logging and excepthooks; real servers test that."""
-    import predictor.logs
+    import predictor.server.logs
 
-    monkeypatch.setattr(predictor.logs, "configure", lambda *args, **kwargs: None)
+    monkeypatch.setattr(predictor.server.logs, "configure", lambda *args, **kwargs: None)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from predictor.examples import torch_transformer
+from predictor.modeldir.spec import ModelSpec, SpecError, dump_spec, load_spec, parse_spec
 from predictor.runtimes import load_runtime
 from predictor.runtimes.cuda_graphs import (
     BucketedGraphs,
@@ -21,7 +22,6 @@ from predictor.runtimes.cuda_graphs import (
     plan_chunks,
 )
 from predictor.runtimes.torch_runtime import TorchRuntime
-from predictor.spec import ModelSpec, SpecError, dump_spec, load_spec, parse_spec
 
 # Tiny, so the CPU tests stay fast; the GPU test builds the benchmark's full size.
 TINY = {"vocabulary": 64, "length": 8, "width": 16, "heads": 2, "hidden": 32, "layers": 2}

@@ -1,4 +1,5 @@
-"""Property tests: whatever bytes or JSON a client sends, the decoders answer with an InputError or a checked array.
+"""Property tests: whatever bytes or JSON a client sends, the decoders answer with an InputError or a checked array;
+and every valid body is accepted and decodes to exactly the values it carries.
 
 Anything else (a TypeError, an OverflowError, a RecursionError, numpy's ValueError) would reach
 the client as a 500. Bounded: a fixed number of examples per property, no deadline (the machine
@@ -17,11 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kserve import InferInput
 
-from predictor.model import infer_input_tensor
-from predictor.preprocessing import instances_to_tensor
-from predictor.spec import DATATYPE_TO_NUMPY, ModelSpec, parse_spec
-from predictor.v2_codec import decode_request, parse_body
-from predictor.validation import InputError, select_outputs, validate_inputs
+from predictor.modeldir.preprocessing import instances_to_tensor
+from predictor.modeldir.spec import DATATYPE_TO_NUMPY, ModelSpec, parse_spec
+from predictor.protocol.v2_codec import decode_request, parse_body
+from predictor.protocol.validation import InputError, select_outputs, validate_inputs
+from predictor.server.model import infer_input_tensor
 
 SHA = "0" * 64
 BOUNDED = settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
@@ -129,12 +130,13 @@ def v2_bodies(draw: st.DrawFn) -> tuple[bytes, str | None]:
     return header + tail, length
 
 
-def _decode_v2(spec: ModelSpec, body: bytes, header_length: str | None) -> None:
+def _decode_v2(spec: ModelSpec, body: bytes, header_length: str | None) -> dict[str, np.ndarray]:
     document, binary = parse_body(body, header_length)
     request = decode_request(document, binary)
     arrays = validate_inputs(spec, request.tensors, len(body))
     select_outputs(spec, request.requested_outputs)
     _check_arrays(spec, arrays)
+    return arrays
 
 
 def _check_arrays(spec: ModelSpec, arrays: dict[str, np.ndarray]) -> None:
@@ -190,6 +192,78 @@ def test_binary_tensors_decode_or_raise_input_error(data: bytes, shape: list[int
     )
     with contextlib.suppress(InputError):
         _decode_v2(MIXED, header + data, str(len(header)))
+
+
+# ---- valid bodies are accepted, and decode to the values sent ------------------------------------
+# The properties above hold as well for a decoder that refuses everything; these do not.
+
+fp32_values = st.floats(width=32, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def valid_iris_bodies(draw: st.DrawFn) -> tuple[bytes, str | None, np.ndarray]:
+    """A correct v2 body for IRIS, as JSON data or as the binary extension, and the array it holds."""
+    rows = draw(st.integers(1, 4))
+    values = draw(st.lists(fp32_values, min_size=rows * 4, max_size=rows * 4))
+    expected = np.array(values, dtype=np.float32).reshape(rows, 4)
+    tensor: dict[str, Any] = {"name": "features", "datatype": "FP32", "shape": [rows, 4]}
+    if draw(st.booleans()):
+        return orjson.dumps({"inputs": [{**tensor, "data": values}]}), None, expected
+    data = expected.astype("<f4").tobytes()
+    header = orjson.dumps({"inputs": [{**tensor, "parameters": {"binary_data_size": len(data)}}]})
+    return header + data, str(len(header)), expected
+
+
+@BOUNDED
+@given(body=valid_iris_bodies())
+def test_valid_v2_bodies_decode_to_the_values_sent(body: tuple[bytes, str | None, np.ndarray]) -> None:
+    payload, header_length, expected = body
+    arrays = _decode_v2(IRIS, payload, header_length)
+    np.testing.assert_array_equal(arrays["features"], expected)
+    assert arrays["features"].dtype == np.float32
+
+
+@BOUNDED
+@given(
+    rows=st.integers(1, 3).flatmap(
+        lambda n: st.tuples(
+            st.lists(st.lists(st.integers(-(2**62), 2**62), min_size=2, max_size=2), min_size=n, max_size=n),
+            st.lists(st.booleans(), min_size=n, max_size=n),
+            st.lists(st.text(st.characters(exclude_categories=("Cs",)), max_size=6), min_size=n, max_size=n),
+            st.lists(st.lists(st.integers(0, 255), min_size=3, max_size=3), min_size=n, max_size=n),
+            st.lists(st.floats(width=16, allow_nan=False, allow_infinity=False), min_size=n, max_size=n),
+        )
+    )
+)
+def test_every_datatype_decodes_to_the_values_sent(rows: tuple[list[Any], ...]) -> None:
+    x, flag, text, small, half = rows
+    n = len(flag)
+    document = {
+        "inputs": [
+            {"name": "x", "datatype": "INT64", "shape": [n, 2], "data": x},
+            {"name": "flag", "datatype": "BOOL", "shape": [n], "data": flag},
+            {"name": "text", "datatype": "BYTES", "shape": [n], "data": text},
+            {"name": "small", "datatype": "UINT8", "shape": [n, 3], "data": small},
+            {"name": "half", "datatype": "FP16", "shape": [n, 1], "data": half},
+        ]
+    }
+    arrays = _decode_v2(MIXED, orjson.dumps(document), None)
+    np.testing.assert_array_equal(arrays["x"], np.array(x, dtype=np.int64))
+    np.testing.assert_array_equal(arrays["flag"], np.array(flag, dtype=bool))
+    assert [str(v.decode() if isinstance(v, bytes) else v) for v in arrays["text"].tolist()] == text
+    np.testing.assert_array_equal(arrays["small"], np.array(small, dtype=np.uint8))
+    np.testing.assert_array_equal(arrays["half"], np.array(half, dtype=np.float16).reshape(n, 1))
+
+
+@BOUNDED
+@given(
+    values=st.lists(st.lists(fp32_values, min_size=4, max_size=4), min_size=1, max_size=4),
+    keyed=st.booleans(),
+)
+def test_valid_v1_instances_decode_to_the_values_sent(values: list[list[float]], keyed: bool) -> None:
+    instances: list[Any] = [dict(zip("abcd", row, strict=True)) for row in values] if keyed else values
+    arrays = validate_inputs(IRIS, [instances_to_tensor(IRIS, instances)])
+    np.testing.assert_array_equal(arrays["features"], np.array(values, dtype=np.float32))
 
 
 def test_a_shape_larger_than_the_body_is_refused_before_decoding() -> None:

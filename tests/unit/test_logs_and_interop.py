@@ -10,9 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from predictor import logs, request_id
-from predictor.interop import grpc_infer_response, raw_contents
-from predictor.validation import InputError, json_decoder
+from predictor.asgi import request_id
+from predictor.protocol.grpc_raw import grpc_infer_response, raw_contents
+from predictor.protocol.validation import InputError, json_decoder
+from predictor.server import logs
 
 
 def record(message: str, *args: object, name: str = "kserve", exc: bool = False) -> logging.LogRecord:

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from predictor.preprocessing import apply_transforms, instances_to_tensor
-from predictor.spec import ModelSpec, SpecError
-from predictor.validation import InputError, validate_inputs
+from predictor.modeldir.preprocessing import apply_transforms, instances_to_tensor
+from predictor.modeldir.spec import ModelSpec, SpecError
+from predictor.protocol.validation import InputError, validate_inputs
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3]]

@@ -17,11 +17,11 @@ from sklearn.datasets import load_digits, load_iris
 from sklearn.linear_model import LinearRegression
 from sklearn.svm import SVC
 
-from predictor.artifacts import ArtifactError, sha256_of
 from predictor.examples import sklearn_iris, torch_digits
-from predictor.preprocessing import apply_transforms
+from predictor.modeldir.artifacts import ArtifactError, sha256_of
+from predictor.modeldir.preprocessing import apply_transforms
+from predictor.modeldir.spec import ModelSpec, Runtime, SpecError, dump_spec, load_spec, parse_spec
 from predictor.runtimes import ModelRuntime, RuntimeLoadError, load_runtime
-from predictor.spec import ModelSpec, Runtime, SpecError, dump_spec, load_spec, parse_spec
 
 # torch 2.13 deprecates TorchScript (torch.jit.trace/save/load); the torchscript example and
 # runtime still use it on purpose, so only that deprecation is silenced here.
@@ -308,6 +308,19 @@ def test_torch_model_without_torch_installed(built: dict[str, Path], monkeypatch
     with pytest.raises(RuntimeLoadError) as info:
         load_runtime(load_spec(built["torchscript"]), built["torchscript"])
     assert str(info.value) == "the torch runtime needs a package that is not installed (torch); install servekit[torch]"
+
+
+def test_sklearn_model_without_sklearn_names_no_extra_that_does_not_exist(
+    built: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delitem(sys.modules, "predictor.runtimes.sklearn_runtime", raising=False)
+    monkeypatch.setitem(sys.modules, "joblib", None)
+    with pytest.raises(RuntimeLoadError) as info:
+        load_runtime(load_spec(built["sklearn"]), built["sklearn"])
+    assert str(info.value) == (
+        "the sklearn runtime needs a package that is not installed (joblib); "
+        "reinstall servekit: scikit-learn and joblib are among its own dependencies"
+    )
 
 
 # ---- artifacts: integrity before anything is loaded -----------------------------------------------

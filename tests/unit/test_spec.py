@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from predictor.spec import MANIFEST_NAME, ModelSpec, SpecError, dump_spec, load_spec, parse_spec
+from predictor.modeldir.spec import MANIFEST_NAME, ModelSpec, SpecError, dump_spec, load_spec, parse_spec
 
 SHA = "0123456789abcdef" * 4  # the manifest fixture's sha256
 

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from predictor.v2_codec import V2Request, decode_request, encode_response, parse_body
-from predictor.validation import InputError
+from predictor.protocol.v2_codec import V2Request, decode_request, encode_response, parse_body
+from predictor.protocol.validation import InputError
 
 FP32 = np.dtype("float32")
 

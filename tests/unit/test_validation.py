@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from predictor.spec import ModelSpec
-from predictor.validation import (
+from predictor.modeldir.spec import ModelSpec
+from predictor.protocol.validation import (
     InputError,
     RawTensor,
     check_shape,

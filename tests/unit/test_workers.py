@@ -9,15 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from predictor.workers import (
-    WORKER_ENV,
-    ReadinessBoard,
-    RestartBudget,
-    WorkerIdentity,
-    describe_exit,
-    metrics_directory,
-    worker_environment,
-)
+from predictor.workers.board import WORKER_ENV, ReadinessBoard, WorkerIdentity
+from predictor.workers.supervisor import RestartBudget, describe_exit, metrics_directory, worker_environment
 
 
 def test_identity_survives_the_environment(tmp_path: Path) -> None:
@@ -105,8 +98,8 @@ def test_the_supervisor_never_imports_torch() -> None:
     """Nothing CUDA can be initialised in the process that starts the workers."""
     code = (
         "import sys\n"
-        "from predictor.__main__ import build_parser, settings_from_args\n"
-        "from predictor import workers\n"
+        "from predictor.server.main import build_parser, settings_from_args\n"
+        "from predictor.workers import supervisor, worker\n"
         "settings_from_args(build_parser().parse_args(['--workers', '2']))\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'sklearn')))\n"
     )

@@ -1,0 +1,1 @@
+"""The ASGI layers in front of KServe's app, in the order a request meets them (see http_app.py)."""
