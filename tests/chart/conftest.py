@@ -8,7 +8,7 @@ from pathlib import Path
 import helm_python
 import pytest
 
-from tests.chart.rendering import KubectlMissing, Rendered, ci_values, kustomize_build, render
+from tests.support.rendering import KubectlMissing, Rendered, ci_values, kustomize_build, render
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.chart.k8s_checks import STRICT_OBJECT_META
+from tests.support.k8s_checks import STRICT_OBJECT_META
 
 API_VERSION = "security.istio.io/v1"
 _STRINGS = {"type": "array", "items": {"type": "string", "minLength": 1}}

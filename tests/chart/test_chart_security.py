@@ -10,8 +10,8 @@ from typing import Any
 import helm_python
 import pytest
 
-from tests.chart.k8s_checks import env_of, labels_match, pod_templates
-from tests.chart.rendering import CHART_DIR, CI_VALUES, Rendered, ci_values, render
+from tests.support.k8s_checks import env_of, labels_match, pod_templates
+from tests.support.rendering import CHART_DIR, CI_VALUES, Rendered, ci_values, render
 
 RenderCi = Callable[[Path], Rendered]
 PROTECTED = ["/v2/models/iris/infer", "/v2/models/iris/versions/1/infer", "/v2/models/iris", "/v1/models/iris:predict"]

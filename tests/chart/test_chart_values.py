@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.chart.rendering import CHART_DIR, LINT_KUBE_VERSION, NAMESPACE, RELEASE, render
+from tests.support.rendering import CHART_DIR, LINT_KUBE_VERSION, NAMESPACE, RELEASE, render
 
 README_GENERATOR = CHART_DIR.parents[1] / "hack" / "gen-chart-readme.py"
 STORAGE = {"model": {"storageUri": "s3://models/iris/v1"}}

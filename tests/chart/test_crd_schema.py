@@ -9,7 +9,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from tests.chart.k8s_checks import ISVC_CRD_FILE, ObjectValidator, ReferenceMissing, isvc_schema, load_reference
+from tests.support.k8s_checks import ISVC_CRD_FILE, ObjectValidator, ReferenceMissing, isvc_schema, load_reference
 
 VALID: dict[str, Any] = {
     "apiVersion": "serving.kserve.io/v1beta1",

@@ -1,17 +1,21 @@
-"""The Dockerfile agrees with the package, the chart and the manifests (docker cannot run here)."""
+"""The Dockerfile (the predictor and the canary controller targets) agrees with the package, the chart and
+the manifests (docker cannot run here)."""
 
 from __future__ import annotations
 
 import json
 import re
 import shlex
+import subprocess
+import sys
 import tomllib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import yaml
 
-from tests.chart.k8s_checks import REPO_ROOT, env_of
-from tests.chart.rendering import CHART_DIR, MANIFESTS_DIR
+from tests.support.k8s_checks import REPO_ROOT, env_of
+from tests.support.rendering import CHART_DIR, MANIFESTS_DIR
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 DOCKERIGNORE = REPO_ROOT / ".dockerignore"
@@ -145,7 +149,7 @@ def test_entrypoint_runs_python_m_predictor() -> None:
     assert final.env()["PATH"].startswith("/opt/venv/bin:"), "`python` must be the virtualenv's"
     assert (REPO_ROOT / "predictor" / "__main__.py").is_file()
     scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["servekit-predictor"] == "predictor.__main__:main"
+    assert scripts["servekit-predictor"] == "predictor.server.main:main"
 
 
 def test_runs_as_the_numeric_non_root_user_the_chart_expects() -> None:
@@ -167,7 +171,7 @@ def test_copied_paths_exist_and_are_in_the_build_context() -> None:
         assert (REPO_ROOT / source).exists(), f"COPY {source}: not in the repository"
         assert not dockerignore_excludes(source, patterns), f"COPY {source}: excluded by .dockerignore"
     # The package's own files reach the build, caches do not.
-    assert not dockerignore_excludes("predictor/__main__.py", patterns)
+    assert not dockerignore_excludes("predictor/server/main.py", patterns)
     assert dockerignore_excludes("predictor/__pycache__/model.cpython-311.pyc", patterns)
     assert dockerignore_excludes(".venv/bin/python", patterns)
 
@@ -183,26 +187,81 @@ def test_baked_model_is_where_the_chart_and_manifests_look() -> None:
     assert env_of(base["spec"]["predictor"]["containers"][0])["PREDICTOR_MODEL_DIR"] == baked
 
 
-def test_cuda_variant_is_a_build_argument() -> None:
-    parsed = dockerfile()
-    build = parsed.stage("build")
-    assert "VARIANT=cpu" in build.all("ARG")
+def install_variants(build: Stage) -> dict[str, list[str]]:
+    """VARIANT -> the extras the build stage's `pip install` gives it."""
     (install,) = [cmd for cmd in build.all("RUN") if "pip install" in cmd]
-    assert "${VARIANT}" in install and 'cpu)  extras="[canary]"' in install
-    assert 'cuda) extras="[canary,torch]"' in install
+    assert "${VARIANT}" in install
+    variants = re.findall(r'(\w+)\)\s+extras="(?:\[([^]]*)\])?"', install)
+    assert variants, install
+    return {variant: [extra for extra in extras.split(",") if extra] for variant, extras in variants}
+
+
+def test_cuda_variant_is_a_build_argument() -> None:
+    build = dockerfile().stage("build")
+    assert "VARIANT=cpu" in build.all("ARG")
+    assert install_variants(build) == {"cpu": [], "cuda": ["torch"]}
     extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    assert {"torch", "canary"} <= set(extras)
+    assert "torch" in extras
 
 
-def test_both_variants_carry_servekit_canary() -> None:
-    """The chart's canary controller runs `servekit-canary` from the predictor image."""
+def test_the_predictor_image_carries_no_tool_extra() -> None:
+    """kopf, rich, helm-python-sdk and boto3 come only with the canary and backup extras."""
+    for variant, extras in install_variants(dockerfile().stage("build")).items():
+        assert not {"canary", "backup"} & set(extras), f"VARIANT={variant} installs {extras}"
+
+
+def test_the_controller_target_runs_servekit_canary_under_the_same_contract() -> None:
+    parsed = dockerfile()
+    controller, build = parsed.stage("controller"), parsed.stage("controller-build")
+    assert controller.base == build.base == parsed.final.base == "${PYTHON_IMAGE}"
+    (entrypoint,) = controller.all("ENTRYPOINT")
+    assert json.loads(entrypoint) == ["servekit-canary"], "exec form, so signals reach kopf"
+    assert not controller.all("CMD")
+    assert controller.all("USER") == parsed.final.all("USER")
+    assert controller.all("RUN") == [cmd for cmd in parsed.final.all("RUN") if "useradd" in cmd], "the same user"
+    assert [shlex.split(arguments)[0] for arguments in controller.all("COPY")] == ["--from=controller-build"]
+    env = controller.env()
+    assert env["PATH"].startswith("/opt/venv/bin:") and env["PYTHONDONTWRITEBYTECODE"] == "1"
+    assert env["HOME"] == env["TMPDIR"] == "/tmp"
+    requirements, package = [cmd for cmd in build.all("RUN") if "pip install" in cmd]
+    assert "controller-requirements.py pyproject.toml >requirements.txt" in requirements
+    assert "pip install --requirement requirements.txt" in requirements
+    assert package == "/opt/venv/bin/pip install --no-deps ."
+    copied = [shlex.split(arguments)[0] for arguments in build.all("COPY")]
+    assert copied.index("predictor") > copied.index("hack/image/controller-requirements.py"), (
+        "the requirements layer must not depend on the code"
+    )
+    scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["servekit-canary"] == "predictor.canary.cli:main"
+
+
+def test_the_controller_installs_the_canary_extra_without_kserve() -> None:
+    script = REPO_ROOT / "hack" / "image" / "controller-requirements.py"
+    result = subprocess.run(
+        [sys.executable, str(script), str(REPO_ROOT / "pyproject.toml")], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
     pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
-    assert pyproject["project"]["scripts"]["servekit-canary"] == "predictor.canary.cli:main"
-    canary = {re.split(r"[<>=\[]", dep)[0] for dep in pyproject["project"]["optional-dependencies"]["canary"]}
-    assert {"kubernetes", "kopf", "httpx", "rich"} <= canary
-    (install,) = [cmd for cmd in dockerfile().stage("build").all("RUN") if "pip install" in cmd]
-    variants = re.findall(r'(\w+)\)\s+extras="\[([^]]*)\]"', install)
-    assert variants and all("canary" in extras.split(",") for _, extras in variants), variants
+    base = pyproject["project"]["dependencies"]
+    canary = pyproject["project"]["optional-dependencies"]["canary"]
+    lines = result.stdout.splitlines()
+    assert lines[len(lines) - len(canary) :] == canary, lines
+    named = lines[: len(lines) - len(canary)]
+    assert named and set(named) <= set(base), named
+    names = {re.split(r"[<>=\[;]", line)[0] for line in lines}
+    assert not {"kserve", "scikit-learn", "numpy", "torch"} & names, names
+
+
+def test_the_controller_requirements_name_a_bad_pyproject(tmp_path: Path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(
+        '[project]\ndependencies = ["pydantic>=2"]\n[project.optional-dependencies]\ncanary = ["kopf"]\n'
+        '[tool.servekit.controller-image]\nbase-dependencies = ["pydantic", "PyYAML"]\n'
+    )
+    script = REPO_ROOT / "hack" / "image" / "controller-requirements.py"
+    result = subprocess.run([sys.executable, str(script), str(pyproject)], capture_output=True, text=True, check=False)
+    assert result.returncode == 1
+    assert "base-dependencies names ['PyYAML'], which project.dependencies lacks (it has ['pydantic'])" in result.stderr
 
 
 def test_process_writes_only_under_tmp() -> None:

@@ -10,7 +10,7 @@ import helm_python
 import pytest
 import yaml
 
-from tests.chart.k8s_checks import (
+from tests.support.k8s_checks import (
     ObjectValidator,
     env_of,
     labels_match,
@@ -18,7 +18,7 @@ from tests.chart.k8s_checks import (
     pod_templates,
     predictor_containers,
 )
-from tests.chart.rendering import KUSTOMIZATIONS, MANIFESTS_DIR, render
+from tests.support.rendering import KUSTOMIZATIONS, MANIFESTS_DIR, render
 
 Build = Callable[[Path], list[dict[str, Any]]]
 IDS = [path.name for path in KUSTOMIZATIONS]

@@ -12,14 +12,14 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.chart.k8s_checks import (
+from tests.e2e.fake_cluster import merge
+from tests.e2e.harness import DEPLOY_IMAGE_VALUES, E2E_SCRIPT, MODEL_STORE, VALUES_DIR, script_constant
+from tests.support.k8s_checks import (
     KUBERNETES_VERSION,
     ObjectValidator,
     pod_policy_problems,
     pod_templates,
 )
-from tests.e2e.fake_cluster import merge
-from tests.e2e.harness import DEPLOY_IMAGE_VALUES, E2E_SCRIPT, MODEL_STORE, VALUES_DIR, script_constant
 
 RELEASE = script_constant(E2E_SCRIPT, "RELEASE")
 NAMESPACE = script_constant(E2E_SCRIPT, "NAMESPACE")

@@ -4,7 +4,6 @@ with docker, kind, kubectl and helm replaced by tripwires that fail the test whe
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -17,6 +16,7 @@ import yaml
 
 from tests.e2e.harness import HACK_DIR, REPO_ROOT, hack_scripts, run_script
 from tests.pins import read_versions
+from tests.support import backups
 
 SCRIPTS = hack_scripts()
 EXPECTED = {
@@ -138,7 +138,7 @@ def test_unknown_flag_exits_2_with_a_message(script: Path, tripwires: tuple[dict
         ("restore.sh", ["docs", "docs"], "unexpected argument 'docs': give one BACKUP"),
         ("restore.sh", ["docs", "--wait", "soon"], "--wait 'soon' is not a whole number of seconds"),
         ("restore.sh", ["docs", "-n", "Models"], "--namespace 'Models' is not a namespace name"),
-        ("restore.sh", ["docs", "--model-store", "s3://models"], "is not URI_PREFIX=DIR"),
+        ("restore.sh", ["docs", "--model-store", "gs://models"], "is not URI_PREFIX=DIR"),
     ],
 )
 def test_bad_values_exit_2_with_the_problem_named(
@@ -203,13 +203,42 @@ def test_kserve_is_installed_from_the_release_manifests() -> None:
     assert "apply --server-side" in text
 
 
+FUNCTION_DEFINITION = re.compile(r"^\s*(?:function\s+)?([A-Za-z_][\w-]*)\s*\(\)", re.MULTILINE)
+
+
+def defined_functions(script: Path) -> set[str]:
+    return set(FUNCTION_DEFINITION.findall(script.read_text()))
+
+
+def test_no_script_redefines_a_library_function() -> None:
+    """A script that defined its own log() or isvc_condition_true() would silently change what the
+    library's other functions do for it; the library offers settings instead (LOG_FD)."""
+    library = set().union(*(defined_functions(part) for part in (HACK_DIR / "lib").glob("*.sh")))
+    assert {"log", "die", "usage_error", "kube", "isvc_condition_true", "find_servekit_python"} <= library
+    scripts = [script for script in SCRIPTS if script.name != "lib.sh"]
+    scripts += sorted((HACK_DIR / "controlplane").glob("*.sh")) + sorted((HACK_DIR / "image").glob("*.sh"))
+    redefined = {
+        str(script.relative_to(REPO_ROOT)): sorted(defined_functions(script) & library)
+        for script in scripts
+        if defined_functions(script) & library
+    }
+    assert redefined == {}
+
+
+def test_controlplane_progress_goes_to_stderr() -> None:
+    """`eval "$(hack/controlplane.sh up)"` reads its stdout: the library's log() must not write there."""
+    result = run_bash("source hack/lib.sh; LOG_FD=2; log progress")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "controlplane.sh: progress\n")
+    assert re.search(r"^LOG_FD=2$", (HACK_DIR / "controlplane.sh").read_text(), re.MULTILINE)
+
+
 def test_shellcheck_is_clean() -> None:
     shellcheck = shutil.which("shellcheck")
     if shellcheck is None:
         pytest.skip("shellcheck is not installed (apt-get install shellcheck; .ci/run installs it)")
     # As `make lint` runs it: every script together (hack/controlplane.sh's parts included), so the
     # ones that source others follow them.
-    scripts = [*SCRIPTS, *sorted((HACK_DIR / "controlplane").glob("*.sh"))]
+    scripts = [*SCRIPTS, *sorted((HACK_DIR / "lib").glob("*.sh")), *sorted((HACK_DIR / "controlplane").glob("*.sh"))]
     result = subprocess.run(
         [shellcheck, *(str(s.relative_to(REPO_ROOT)) for s in scripts)],
         cwd=REPO_ROOT,
@@ -295,7 +324,7 @@ def test_controlplane_refuses_a_state_dir_that_is_a_users_folder(
 
 def control_plane_leftovers(state: Path) -> None:
     """What a stopped `up` leaves: no process runs, so `down` only removes files."""
-    for folder in ("pids", "logs", "pki", "etcd", "apiserver", "kserve/tmp", "envoy-gateway/certs"):
+    for folder in ("pids", "logs", "pki", "etcd", "apiserver", "kserve/tmp", "s3/data", "coredns"):
         (state / folder).mkdir(parents=True)
     (state / "pids" / "etcd.pid").write_text("999999999 /no/such/etcd\n")
     (state / "logs" / "etcd.log").write_text("log\n")
@@ -333,20 +362,18 @@ def test_controlplane_state_dir_is_for_its_user_only(tmp_path: Path) -> None:
     assert state.stat().st_mode & 0o777 == 0o700
 
 
-def test_envoy_gateway_key_is_written_for_its_user_only(tmp_path: Path) -> None:
-    # certgen and the Secret it makes, stood in for: the files are written as `up` writes them.
+def test_object_store_keys_are_written_for_their_user_only(tmp_path: Path) -> None:
     snippet = (
-        "source hack/lib.sh; source hack/controlplane/processes.sh; source hack/controlplane/addons.sh; "
-        "kube() { printf 'pem' | base64; }; umask 022; mkdir -p \"$STATE_DIR/logs\"; "
-        'make_envoy_gateway_certs /bin/true "$STATE_DIR/envoy-gateway/certs"'
+        "source hack/lib.sh; source hack/controlplane/processes.sh; source hack/controlplane/storage.sh; "
+        'umask 022; mkdir -p "$STATE_DIR/s3"; make_s3_credentials'
     )
-    result = run_bash(snippet, env={"STATE_DIR": str(tmp_path), "KUBECONFIG_PATH": str(tmp_path / "kubeconfig")})
+    result = run_bash(snippet, env={"STATE_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stderr
-    certs = tmp_path / "envoy-gateway" / "certs"
-    assert certs.stat().st_mode & 0o777 == 0o700
-    for name in ("ca.crt", "tls.crt", "tls.key"):
-        assert (certs / name).read_text() == "pem"
-        assert (certs / name).stat().st_mode & 0o777 == 0o600, name
+    keys = tmp_path / "s3" / "credentials.env"
+    assert keys.stat().st_mode & 0o777 == 0o600
+    values = dict(line.split("=", 1) for line in keys.read_text().splitlines())
+    assert set(values) == {"S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY"}
+    assert len(values["S3_SECRET_ACCESS_KEY"]) == 48
 
 
 def test_controlplane_check_goes_with_build_only() -> None:
@@ -440,29 +467,7 @@ esac
 @pytest.fixture
 def one_isvc_backup(tmp_path: Path) -> Path:
     """A backup of namespace models with one InferenceService, as hack/backup.sh writes it."""
-    from datetime import UTC, datetime
-
-    from predictor.backup import archive, export
-
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    isvc = {
-        "apiVersion": "serving.kserve.io/v1beta1",
-        "kind": "InferenceService",
-        "metadata": {"name": "iris", "namespace": "models", "uid": "u1"},
-        "spec": {"predictor": {"containers": [{"name": "kserve-container", "image": "servekit/predictor:0.1.0"}]}},
-    }
-    answers = {
-        "namespace.json": {"kind": "Namespace", "metadata": {"name": "models"}},
-        "inferenceservices.json": {"apiVersion": "v1", "kind": "List", "items": [isvc]},
-        "version.json": {"serverVersion": {"gitVersion": "v1.34.4"}, "clientVersion": {"gitVersion": "v1.32.4"}},
-    }
-    for name, answer in answers.items():
-        (raw / name).write_text(json.dumps(answer))
-    source = export.Source("models", "prod", "https://10.0.0.1:6443")
-    files = export.build(raw, source, [], datetime(2026, 11, 26, 9, 30, tzinfo=UTC), lambda _: None, lambda _: None)
-    archive.write(tmp_path / "backup", files)
-    return tmp_path / "backup"
+    return backups.one_isvc_backup(tmp_path)
 
 
 def restore_into_occupied_namespace(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

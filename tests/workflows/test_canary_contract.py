@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.chart.k8s_checks import make_strict
+from tests.support.k8s_checks import make_strict
 from tests.workflows.workflow_files import REPO_ROOT, WORKFLOW_DIR, commands, steps
 
 SCRIPT = REPO_ROOT / "hack" / "model-release.sh"

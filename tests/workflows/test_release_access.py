@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart.k8s_checks import ObjectValidator
+from tests.support.k8s_checks import ObjectValidator
 from tests.workflows.workflow_files import REPO_ROOT
 
 ACCESS_DIR = REPO_ROOT / "manifests" / "release-access"

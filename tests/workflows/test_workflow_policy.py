@@ -209,10 +209,26 @@ def test_python_is_the_version_the_project_is_built_for() -> None:
 
 
 def test_released_chart_points_at_the_released_image() -> None:
-    """release.yml rewrites exactly this line of values.yaml before `helm package`."""
+    """release.yml rewrites exactly these lines of values.yaml before `helm package`."""
     values = (REPO_ROOT / "helm" / "servekit" / "values.yaml").read_text().splitlines()
     assert values.count("  repository: servekit/predictor") == 1
-    assert yaml.safe_load("\n".join(values))["image"]["repository"] == "servekit/predictor"
+    assert values.count("    repository: servekit/canary-controller") == 1
+    loaded = yaml.safe_load("\n".join(values))
+    assert loaded["image"]["repository"] == "servekit/predictor"
+    assert loaded["canaryController"]["image"]["repository"] == "servekit/canary-controller"
+    release = (REPO_ROOT / ".github" / "workflows" / "release.yml").read_text()
+    assert "|    repository: ${CONTROLLER_IMAGE}|" in release, "the controller's line is rewritten too"
+
+
+def test_the_release_builds_the_controller_target() -> None:
+    """The chart's canaryController.image must exist once released: release.yml builds the
+    Dockerfile's `controller` stage beside the predictor variants."""
+    workflow = load_workflow(REPO_ROOT / ".github" / "workflows" / "release.yml")
+    matrix = workflow["jobs"]["image"]["strategy"]["matrix"]["include"]
+    targets = {entry["variant"]: entry["target"] for entry in matrix}
+    assert targets == {"cpu": "runtime", "cuda": "runtime", "controller": "controller"}
+    stages = re.findall(r"^FROM \S+ AS (\S+)$", (REPO_ROOT / "Dockerfile").read_text(), re.MULTILINE)
+    assert {"runtime", "controller"} <= set(stages), stages
 
 
 # --------------------------------------------------------------------------- dependabot

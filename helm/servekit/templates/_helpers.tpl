@@ -110,6 +110,19 @@ map whose fields fill empty ones (the canary falls back to the stable image).
 {{- end -}}
 
 {{/*
+The canary controller's image: its own repository (the Dockerfile's `controller` target), the
+chart appVersion when no tag is set, and no `-cuda` variant (it runs no model).
+*/}}
+{{- define "servekit.canaryControllerImage" -}}
+{{- $image := .Values.canaryController.image -}}
+{{- if $image.digest -}}
+{{- printf "%s@%s" $image.repository $image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $image.repository ($image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
 Name of the Service KServe creates for the stable predictor (port 80 -> 8080).
 */}}
 {{- define "servekit.predictorServiceName" -}}

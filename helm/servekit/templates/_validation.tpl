@@ -146,7 +146,7 @@ Pod fields that one deployment mode does not support.
 - "canary.standard runs the same image and model as the stable predictor: set canary.standard.storageUri or canary.standard.image"
 {{- end }}
 {{- end }}
-{{- if and .Values.canaryController.enabled (not .Values.canaryAnalysis.enabled) }}
+{{- if and .Values.canaryController.enabled (eq .Values.canaryController.watch "release") (not .Values.canaryAnalysis.enabled) }}
 - "canaryController.enabled runs a controller for this release's CanaryAnalysis, but canaryAnalysis.enabled is false: enable it"
 {{- end }}
 {{- if and .Values.canaryAnalysis.enabled (not .Values.metrics.serviceMonitor.enabled) (not .Values.canaryAnalysis.spec.canarySelector) }}
