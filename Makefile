@@ -12,11 +12,13 @@ GRPC_PORT ?= 8081
 PYTEST_ARGS ?=
 # e.g. E2E_ARGS=--keep to leave the kind cluster up after `make e2e`
 E2E_ARGS ?=
+# Where `make image-archives` writes the images' tar archives for containerd (hack/image/export.sh).
+IMAGE_CACHE ?= $(or $(SERVEKIT_IMAGE_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/servekit/images)
 # e.g. BENCH_ARGS=--quick for a short smoke run (`python -m tests.bench --help` lists the flags;
 # `make bench-gpu BENCH_ARGS="--matrix full"` for the GPU benchmark)
 BENCH_ARGS ?=
 
-.PHONY: help serve models test test-tools lint unit integration chart bench bench-gpu soak e2e image clean cluster-build cluster-build-if-go cluster-up cluster-down kserve-reference
+.PHONY: help serve models test test-tools lint unit integration chart manifests bench bench-gpu soak e2e image images image-archives image-archives-if-tools image-tools clean cluster-build cluster-build-if-go cluster-up cluster-down kserve-reference
 
 help: ## list the verbs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -53,9 +55,9 @@ lint: $(VENV)/.dev-installed test-tools ## ruff, mypy, shellcheck
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	shellcheck hack/*.sh hack/controlplane/*.sh .ci/run
+	shellcheck hack/*.sh hack/lib/*.sh hack/controlplane/*.sh hack/image/*.sh .ci/run
 
-test: lint kserve-reference cluster-build-if-go ## lint, then every test that can run on this machine
+test: lint kserve-reference cluster-build-if-go image-archives-if-tools ## lint, then every test that can run on this machine
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # The chart tests validate against the pinned KServe release's CRD, copied from its Go module;
@@ -72,7 +74,7 @@ cluster-build-if-go:
 cluster-build: ## build the control plane's components from their Go modules (once; cached outside the repo)
 	bash hack/controlplane.sh build
 
-cluster-up: ## start the control plane on 127.0.0.1 (etcd, API server, controllers, kwok, KServe, Envoy Gateway)
+cluster-up: ## start the control plane on 127.0.0.1 (etcd, API server, controllers, kwok, KServe, gateway, S3, DNS, Prometheus) and, as root, the real node
 	bash hack/controlplane.sh up
 
 cluster-down: ## stop the control plane and remove its state
@@ -87,6 +89,10 @@ integration: $(VENV)/.dev-installed ## real server processes on loopback
 chart: $(VENV)/.dev-installed kserve-reference ## render and validate the Helm chart and the manifests
 	$(VENV)/bin/pytest tests/chart $(PYTEST_ARGS)
 
+manifests: $(VENV)/.dev-installed ## rewrite manifests/crd and manifests/canary-controller from the Helm chart (and its README table)
+	$(PY) hack/gen-manifests.py
+	$(PY) hack/gen-chart-readme.py
+
 bench: $(VENV)/.dev-installed ## throughput/latency against KServe, MLServer and a bare ASGI app (writes results/)
 	$(PY) -m tests.bench $(BENCH_ARGS)
 
@@ -99,8 +105,30 @@ soak: $(VENV)/.dev-installed test-tools ## 60 s at high concurrency against a re
 e2e: ## kind cluster: install KServe, deploy with Helm, infer, canary, tear down (needs docker, kind, kubectl, helm)
 	bash hack/e2e.sh $(E2E_ARGS)
 
-image: ## build the predictor image (needs a Docker engine)
-	docker build -t servekit/predictor:dev .
+# The builder: `docker build` when a Docker engine answers, else buildah (daemonless, as root), whose
+# base image comes from Debian's packages (mmdebstrap). SERVEKIT_IMAGE_BUILDER=docker|buildah picks one.
+# Each image is skipped when its cache key (a hash of its inputs) matches: a warm run takes seconds.
+image: ## build servekit/predictor:dev (docker if an engine answers, else buildah: no Docker needed)
+	bash hack/image/build.sh predictor
+
+images: ## build the predictor, canary-controller, storage-initializer and pause images (same builder as `make image`)
+	bash hack/image/build.sh all
+
+image-archives: images ## export the four images for `ctr -n k8s.io images import` to $(IMAGE_CACHE)
+	bash hack/image/export.sh servekit/predictor:dev $(IMAGE_CACHE)/predictor.tar
+	bash hack/image/export.sh servekit/canary-controller:dev $(IMAGE_CACHE)/canary-controller.tar
+	bash hack/image/export.sh servekit/storage-initializer:dev $(IMAGE_CACHE)/storage-initializer.tar
+	bash hack/image/export.sh localhost/servekit/pause:3.10 $(IMAGE_CACHE)/pause.tar
+
+# For `make test`: the archives tests/image checks, built where a builder can run (docker, or
+# buildah as root); elsewhere those tests skip, saying so.
+image-archives-if-tools:
+	@if { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; } || \
+	   { command -v buildah >/dev/null 2>&1 && [ "$$(id -u)" -eq 0 ]; }; then $(MAKE) --no-print-directory image-archives; \
+	else echo "make: no Docker engine and no buildah as root: the image tests (tests/image) will be skipped"; fi
+
+image-tools: ## install buildah, mmdebstrap, containerd, runc, the CNI plugins, gcc (apt-get, as root)
+	bash hack/image/install-tools.sh
 
 clean: ## remove the virtualenv, models and results
 	rm -rf $(VENV) models results .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -6,7 +6,7 @@
 # and each model's storage URI with the sha256 its model.yaml names. hack/restore.sh puts it
 # back; docs/backup.md says what is and is not in it.
 #
-# Usage: hack/backup.sh -n NAMESPACE [-o PATH] [--model-store URI_PREFIX=DIR]... [options]
+# Usage: hack/backup.sh -n NAMESPACE [-o PATH] [--model-store STORE]... [options]
 #
 #   -n, --namespace NS        the namespace to back up
 #   -o, --output PATH         where to write: a new folder, or PATH.tar.gz (or .tgz) for one file
@@ -16,6 +16,10 @@
 #                             gs://bucket/models, pvc://claim, ...) from DIR, a local mount or
 #                             copy of that storage; repeatable. Models no store covers are
 #                             recorded without a sha256.
+#   --model-store s3://BUCKET[/PREFIX]
+#                             read them from the bucket over the S3 API (boto3), with the
+#                             endpoint and credentials the AWS tools read: AWS_ENDPOINT_URL,
+#                             AWS_REGION, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile
 #   --context CTX             kubectl context (default: the current one)
 #   --dry-run                 read the cluster and list what would be backed up; write nothing
 #   -h, --help                show this help
@@ -59,7 +63,7 @@ if [[ -e "${output}" ]] && ! [[ -d "${output}" && -z "$(ls -A "${output}")" ]]; 
 fi
 
 require_tools kubectl tar
-find_servekit_python
+find_servekit_python predictor.backup
 use_kube_context "${context}"
 require_cluster
 umask 077

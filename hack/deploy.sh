@@ -20,7 +20,8 @@
 #   --uninstall         remove the release (or the kustomize objects) instead
 #   -h, --help          show this help
 #
-# Needs kubectl, and helm for --helm. KServe must be installed (hack/install-kserve.sh).
+# Needs kubectl, and helm for --helm; for --kustomize a Python with PyYAML ($SERVEKIT_PYTHON, else
+# the repository's .venv, else python3). KServe must be installed (hack/install-kserve.sh).
 set -euo pipefail
 
 # Pinned version: the Helm release servekit is tested with (Helm 3 and 4 render the chart alike).
@@ -95,6 +96,8 @@ require_tools kubectl
 if [[ "${method}" == helm ]]; then
   require_tools helm
   warn_if_version_differs helm "$(helm version --short 2>/dev/null)" "${HELM_VERSION}"
+else
+  find_servekit_python yaml
 fi
 use_kube_context "${context}"
 require_cluster
@@ -122,51 +125,18 @@ relative_path() {
   echo "${up}${to#/}"
 }
 
-# The indexes of the overlay's spec.canary[] entries that bring their own containers (the
-# standard-canary overlay's v2 does): kustomize's output, one key a line, lists at their key's indent.
-canary_container_indexes() {
-  kubectl kustomize "${kustomize_dir}" | awk '
-    /^---/ { isvc = 0; canary = 0 }
-    /^kind: / { isvc = ($2 == "InferenceService") }
-    isvc && /^  canary:$/ { canary = 1; entry = -1; next }
-    canary && /^  - / { entry++ }
-    canary && /^(  )?[^ -]/ { canary = 0 }
-    canary && /^      containers:$/ { print entry }'
-}
-
-# The imagePullPolicy patch for the stable predictor and for each canary with containers: a canary
-# left at IfNotPresent could not start from an image that was only loaded into kind.
-pull_policy_patch() {
-  local index indexes
-  indexes="$(canary_container_indexes)"
-  printf '      - op: replace\n        path: /spec/predictor/containers/0/imagePullPolicy\n        value: %s\n' "${pull_policy}"
-  for index in ${indexes}; do
-    printf '      - op: add\n        path: /spec/canary/%s/predictor/containers/0/imagePullPolicy\n        value: %s\n' \
-      "${index}" "${pull_policy}"
-  done
-}
-
+# The image and imagePullPolicy on top of the chosen kustomization, written by
+# hack/deploy_kustomization.py from what the chosen one renders (YAML read and written in Python).
 write_kustomization() {
   kustomize_workdir="$(mktemp -d)"
-  local workdir
+  local workdir rendered image_args=(--image-tag "${image_tag}")
   workdir="$(cd "${kustomize_workdir}" && pwd -P)"
-  cat >"${kustomize_workdir}/kustomization.yaml" <<EOF
-apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-namespace: ${namespace}
-resources:
-  - $(relative_path "${workdir}" "${kustomize_dir}")
-images:
-  - name: servekit/predictor
-    newName: ${image_repository}
-    $(if [[ -n "${image_digest}" ]]; then echo "digest: ${image_digest}"; else echo "newTag: \"${image_tag}\""; fi)
-patches:
-  - target:
-      group: serving.kserve.io
-      kind: InferenceService
-    patch: |-
-$(pull_policy_patch)
-EOF
+  [[ -z "${image_digest}" ]] || image_args=(--image-digest "${image_digest}")
+  rendered="$(kubectl kustomize "${kustomize_dir}")" || die "kubectl kustomize ${kustomize_dir} failed"
+  "${SERVEKIT_PY}" "${SERVEKIT_ROOT}/hack/deploy_kustomization.py" \
+    --resource "$(relative_path "${workdir}" "${kustomize_dir}")" --namespace "${namespace}" \
+    --image-repository "${image_repository}" "${image_args[@]}" --pull-policy "${pull_policy}" \
+    <<<"${rendered}" >"${kustomize_workdir}/kustomization.yaml"
 }
 
 deployed_isvc() {

@@ -97,7 +97,7 @@ run_bench() {
   export PYTHONPATH="${SITE}${PYTHONPATH:+:${PYTHONPATH}}"
   unpack_wrk
   cd "${SERVEKIT_ROOT}"
-  "${python}" -c 'import sys; sys.argv = sys.argv[:1]; import torch, kserve, predictor.worker_server, tests.bench.gpu' ||
+  "${python}" -c 'import sys; sys.argv = sys.argv[:1]; import torch, kserve, predictor.workers.worker_server, tests.bench.gpu' ||
     die "the carried wheels do not cover every import: compare 'python -m tests.bench.carry' with the machine's packages"
   log "torch $("${python}" -c 'import torch; print(torch.__version__, "CUDA", torch.cuda.is_available())')"
   local status=0

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian tools that `make test` uses: shellcheck (lint), prometheus (the metrics
-# integration tests) and wrk (the benchmark's load generator). Idempotent: installed tools are
-# left alone; nothing happens when all are there.
+# integration tests), wrk (the benchmark's load generator); then, through hack/image/install-tools.sh,
+# what builds the images and runs the real node (buildah, mmdebstrap, containerd, runc, the CNI
+# plugins, iptables, gcc). Idempotent: installed tools are left alone; nothing happens when all are there.
 #
 # Usage: hack/install-test-tools.sh [--check]
 #
@@ -14,7 +15,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# command -> Debian package
+# command (or absolute path) -> Debian package
 readonly -A PACKAGES=([shellcheck]=shellcheck [prometheus]=prometheus [wrk]=wrk)
 
 check_only=false
@@ -26,6 +27,13 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
+# The image and node tools have their own script (make image-tools); the tests need them too.
+image_tools=(bash "${SERVEKIT_ROOT}/hack/image/install-tools.sh")
+if [[ "${check_only}" == true ]]; then
+  image_tools+=(--check)
+fi
+"${image_tools[@]}"
+
 missing=()
 for command in "${!PACKAGES[@]}"; do
   command -v "${command}" >/dev/null 2>&1 || missing+=("${PACKAGES[${command}]}")
@@ -33,13 +41,4 @@ done
 if [[ ${#missing[@]} -eq 0 ]]; then
   exit 0
 fi
-if [[ "${check_only}" == true ]]; then
-  die "missing: ${missing[*]} (apt-get install ${missing[*]})"
-fi
-if ! command -v apt-get >/dev/null 2>&1 || [[ "$(id -u)" -ne 0 ]]; then
-  die "missing: ${missing[*]}; install them with your package manager (Debian: sudo apt-get install ${missing[*]})"
-fi
-log "installing ${missing[*]} with apt-get"
-apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-log "installed ${missing[*]}"
+install_debian_packages "${check_only}" "${missing[@]}"

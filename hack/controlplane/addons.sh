@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What runs on top of Kubernetes, for hack/controlplane.sh: the CRDs every chart and overlay object
-# needs, KServe's controller manager with its configuration and webhooks, and Envoy Gateway's
-# controller with the Gateway KServe routes through.
+# needs, and KServe's controller manager with its configuration and webhooks (the Gateway KServe
+# routes through is served by gateway.sh).
 #
 # Usage: source "$(dirname "${BASH_SOURCE[0]}")/controlplane/addons.sh"   (not run on its own)
 #
@@ -10,9 +10,7 @@
 set -euo pipefail
 
 readonly KSERVE_NAMESPACE="kserve"
-readonly ENVOY_GATEWAY_NAMESPACE="envoy-gateway-system"
-# Envoy Gateway reads its TLS files from this absolute path (a mounted Secret in its Deployment).
-readonly ENVOY_GATEWAY_CERT_MOUNT="/certs"
+readonly STORAGE_INITIALIZER_IMAGE="servekit/storage-initializer:dev"
 readonly PROMETHEUS_OPERATOR_CRDS=(servicemonitors.yaml podmonitors.yaml prometheusrules.yaml)
 
 # module_dir MODULE VERSION: the read-only folder of that module's zip in Go's module cache.
@@ -41,17 +39,15 @@ apply_server_side() {
 }
 
 install_crds() {
-  local gateway_api envoy_gateway keda prometheus_operator knative istio kserve
+  local gateway_api keda prometheus_operator knative istio kserve
   gateway_api="$(module_dir sigs.k8s.io/gateway-api "${GATEWAY_API_VERSION}")"
-  envoy_gateway="$(module_dir github.com/envoyproxy/gateway "${ENVOY_GATEWAY_VERSION}")"
   keda="$(module_dir github.com/kedacore/keda/v2 "${KEDA_VERSION}")"
   prometheus_operator="$(module_dir github.com/prometheus-operator/prometheus-operator "${PROMETHEUS_OPERATOR_VERSION}")"
   knative="$(module_dir knative.dev/serving "${KNATIVE_SERVING_VERSION}")"
   istio="$(module_dir istio.io/api "${ISTIO_API_VERSION}")"
   kserve="$(module_dir github.com/kserve/kserve "${KSERVE_VERSION}")"
-  log "installing CRDs: Gateway API ${GATEWAY_API_VERSION} (standard), Envoy Gateway ${ENVOY_GATEWAY_VERSION}, KEDA ${KEDA_VERSION}, Prometheus Operator ${PROMETHEUS_OPERATOR_VERSION}, Knative Serving ${KNATIVE_SERVING_VERSION}, Istio security ${ISTIO_API_VERSION}, KServe ${KSERVE_VERSION}"
+  log "installing CRDs: Gateway API ${GATEWAY_API_VERSION} (standard), KEDA ${KEDA_VERSION}, Prometheus Operator ${PROMETHEUS_OPERATOR_VERSION}, Knative Serving ${KNATIVE_SERVING_VERSION}, Istio security ${ISTIO_API_VERSION}, KServe ${KSERVE_VERSION}"
   apply_server_side -k "${gateway_api}/config/crd"
-  apply_server_side -f "${envoy_gateway}/charts/gateway-helm/charts/crds/crds/generated"
   apply_server_side -f "${keda}/config/crd/bases"
   # The monitoring kinds a chart can render; the Prometheus and Alertmanager CRDs (megabytes of
   # schema, slow to apply) are left out: no operator runs to use them.
@@ -63,22 +59,24 @@ install_crds() {
   # VirtualService CRD would make KServe expect Istio's routing.
   security_istio_crds "${istio}/kubernetes/customresourcedefinitions.gen.yaml" | apply_server_side -f -
   apply_server_side -k "${kserve}/config/crd"
-  kube wait --for=condition=Established --timeout=60s crd --all >/dev/null
+  # Polled: `kubectl wait` fails at once, rather than waiting, on a CRD with no conditions yet.
+  wait_for kube-apiserver 120 "the CRDs to be Established" \
+    kube wait --for=condition=Established --timeout=60s crd --all
 }
 
 # ---------------------------------------------------------------------------------------------
 # KServe
 
 # The release's inferenceservice-config with the changes KServe's own quick install makes for
-# Standard mode on Envoy Gateway: the default deployment mode, Gateway API routing, the ingress
-# class; and no Istio VirtualService.
+# Standard mode on a Gateway API implementation: the default deployment mode, Gateway API routing,
+# the ingress class (the harness's GatewayClass, servekit); and no Istio VirtualService.
 install_kserve_config() {
   local kserve="$1" ingress patch
   kube create namespace "${KSERVE_NAMESPACE}" >/dev/null
   apply_server_side -f "${kserve}/config/configmap/inferenceservice.yaml"
   ingress="$(kube -n "${KSERVE_NAMESPACE}" get configmap inferenceservice-config -o jsonpath='{.data.ingress}')"
   ingress="$(config_replace "${ingress}" '"enableGatewayApi": false' '"enableGatewayApi": true')"
-  ingress="$(config_replace "${ingress}" '"ingressClassName" : "istio"' '"ingressClassName" : "envoy"')"
+  ingress="$(config_replace "${ingress}" '"ingressClassName" : "istio"' '"ingressClassName" : "servekit"')"
   # No Istio here: KServe itself asks for this when its VirtualService CRD is missing, and
   # otherwise logs an error and records a Warning event on every reconcile.
   ingress="$(config_replace "${ingress}" '"disableIstioVirtualHost": false' '"disableIstioVirtualHost": true')"
@@ -138,6 +136,7 @@ start_kserve() {
   start_process kserve-controller-manager "$(binary_path kserve manager)" \
     --metrics-addr="127.0.0.1:${KSERVE_METRICS_PORT}" --health-probe-addr="127.0.0.1:${KSERVE_PROBE_PORT}" \
     --webhook-port="${KSERVE_WEBHOOK_PORT}" --leader-elect=false
+  # shellcheck disable=SC2034 # read by start_process (processes.sh)
   START_WRAPPER=()
   install_kserve_webhooks "${kserve}"
   wait_for kserve-controller-manager 120 "KServe's controller manager to be ready" \
@@ -148,99 +147,13 @@ start_kserve() {
   apply_server_side -k "${kserve}/config/storagecontainers"
   kube patch clusterstoragecontainer default --type merge \
     --patch-file "${SERVEKIT_ROOT}/hack/kserve-restricted-storage-initializer.yaml" >/dev/null
+  # KServe's storage initializer built here from KServe's Python package (hack/image/build.sh
+  # storage-initializer), which the real node runs: nothing is pulled.
+  kube patch clusterstoragecontainer default --type merge \
+    -p "{\"spec\":{\"container\":{\"image\":\"${STORAGE_INITIALIZER_IMAGE}\",\"imagePullPolicy\":\"IfNotPresent\"}}}" >/dev/null
 }
 
 # A server-side dry run passes through KServe's mutating and validating webhooks.
 kserve_webhook_answers() {
   kube create --dry-run=server -o name -f "${SERVEKIT_ROOT}/hack/kserve-webhook-probe.yaml"
-}
-
-# ---------------------------------------------------------------------------------------------
-# Envoy Gateway
-
-# Envoy Gateway's controller finds its xDS certificates only at /certs. It runs in a mount
-# namespace of its own where the state folder's copy is bound there; /certs itself stays an empty
-# folder on the host.
-envoy_gateway_wrapper() {
-  local certs="$1"
-  if [[ ! -d "${ENVOY_GATEWAY_CERT_MOUNT}" ]]; then
-    if [[ "$(id -u)" -eq 0 ]]; then
-      mkdir -p "${ENVOY_GATEWAY_CERT_MOUNT}"
-    else
-      die "Envoy Gateway reads its certificates from ${ENVOY_GATEWAY_CERT_MOUNT}: create that empty folder once (sudo mkdir ${ENVOY_GATEWAY_CERT_MOUNT}); the control plane mounts its own certificates there for Envoy Gateway only"
-    fi
-  fi
-  command -v unshare >/dev/null 2>&1 || die "unshare (util-linux) is required to give Envoy Gateway its own ${ENVOY_GATEWAY_CERT_MOUNT}"
-  START_WRAPPER=(unshare --mount --propagation private)
-  if [[ "$(id -u)" -ne 0 ]]; then
-    START_WRAPPER=(unshare --user --map-root-user --mount --propagation private)
-  fi
-  # shellcheck disable=SC2016 # expanded by the inner shell
-  START_WRAPPER+=(sh -c 'mount --bind "$0" "$1" && shift && exec "$@"' "${certs}" "${ENVOY_GATEWAY_CERT_MOUNT}")
-}
-
-# Checked before anything starts, so a second control plane fails at once.
-require_envoy_gateway_ports() {
-  local port
-  for port in "${ENVOY_GATEWAY_FIXED_PORTS[@]}"; do
-    if port_in_use "${port}"; then
-      die "port ${port} is in use: Envoy Gateway's controller listens on ${ENVOY_GATEWAY_FIXED_PORTS[*]} (fixed in its code); stop what holds it (another control plane? make serve?)"
-    fi
-  done
-}
-
-# Envoy Gateway's own certgen makes the Secrets its Helm chart's Job makes; the controller's copy
-# of them is written to the state folder.
-make_envoy_gateway_certs() {
-  local binary="$1" certs="$2" file
-  env KUBECONFIG="${KUBECONFIG_PATH}" ENVOY_GATEWAY_NAMESPACE="${ENVOY_GATEWAY_NAMESPACE}" \
-    "${binary}" certgen --disable-topology-injector >"${STATE_DIR}/logs/envoy-gateway-certgen.log" 2>&1 ||
-    die "envoy-gateway certgen failed; its log: ${STATE_DIR}/logs/envoy-gateway-certgen.log"
-  mkdir -p "${certs}"
-  chmod 700 "${certs}"
-  for file in ca.crt tls.crt tls.key; do
-    # Created 0600 whatever the caller's umask: tls.key is the controller's private key.
-    (umask 077 && kube -n "${ENVOY_GATEWAY_NAMESPACE}" get secret envoy-gateway -o "jsonpath={.data.${file//./\\.}}" |
-      base64 -d >"${certs}/${file}")
-  done
-}
-
-write_envoy_gateway_config() {
-  cat >"$1" <<EOF
-apiVersion: gateway.envoyproxy.io/v1alpha1
-kind: EnvoyGateway
-gateway:
-  controllerName: gateway.envoyproxy.io/gatewayclass-controller
-provider:
-  type: Kubernetes
-  kubernetes:
-    leaderElection:
-      disable: true
-logging:
-  level:
-    default: info
-admin:
-  address:
-    host: 127.0.0.1
-    port: ${ENVOY_GATEWAY_ADMIN_PORT}
-telemetry:
-  metrics:
-    prometheus:
-      disable: true
-EOF
-}
-
-start_envoy_gateway() {
-  local binary dir="${STATE_DIR}/envoy-gateway"
-  binary="$(binary_path envoy-gateway envoy-gateway)"
-  kube create namespace "${ENVOY_GATEWAY_NAMESPACE}" >/dev/null
-  make_envoy_gateway_certs "${binary}" "${dir}/certs"
-  write_envoy_gateway_config "${dir}/config.yaml"
-  envoy_gateway_wrapper "${dir}/certs"
-  START_WRAPPER=(env "KUBECONFIG=${KUBECONFIG_PATH}" "ENVOY_GATEWAY_NAMESPACE=${ENVOY_GATEWAY_NAMESPACE}" "${START_WRAPPER[@]}")
-  start_process envoy-gateway "${binary}" server --config-path="${dir}/config.yaml"
-  START_WRAPPER=()
-  apply_server_side -f "${CONTROLPLANE_MODULES}/manifests/gateway.yaml"
-  wait_for envoy-gateway 180 "Envoy Gateway to program the Gateway ${KSERVE_NAMESPACE}/kserve-ingress-gateway" \
-    kube -n "${KSERVE_NAMESPACE}" wait gateway/kserve-ingress-gateway --for=condition=Programmed --timeout=2s
 }

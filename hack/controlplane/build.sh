@@ -13,14 +13,25 @@ set -euo pipefail
 
 # component -> the binaries its build leaves in the cache
 declare -rA COMPONENT_BINARIES=(
-  [kube]="etcd kube-apiserver kube-controller-manager kube-scheduler"
+  [kube]="etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy"
   [kwok]="kwok"
   [kserve]="manager"
-  [envoy-gateway]="envoy-gateway"
+  [versitygw]="versitygw"
+  [coredns]="coredns"
+  [gateway]="servekit-gateway"
+)
+# component -> the packages `go build` builds: its `tool` lines, and main packages of ours.
+declare -rA COMPONENT_PACKAGES=(
+  [kube]="tool ./etcd"
+  [kwok]="tool"
+  [kserve]="tool"
+  [versitygw]="tool"
+  [coredns]="./coredns"
+  [gateway]="./servekit-gateway"
 )
 # Built in this order: the longest first, so a broken pin elsewhere shows up after the long pole
 # has been cached.
-readonly COMPONENTS=(kube kwok kserve envoy-gateway)
+readonly COMPONENTS=(kube kwok kserve versitygw coredns gateway)
 readonly GO_BUILD_FLAGS=(-trimpath)
 
 # component -> "module=VERSION_VARIABLE ..." that its go.mod must require at the pinned version
@@ -28,7 +39,9 @@ declare -rA COMPONENT_PINS=(
   [kube]="k8s.io/kubernetes=KUBERNETES_VERSION go.etcd.io/etcd/server/v3=ETCD_VERSION"
   [kwok]="sigs.k8s.io/kwok=KWOK_VERSION"
   [kserve]="github.com/kserve/kserve=KSERVE_VERSION sigs.k8s.io/gateway-api=GATEWAY_API_VERSION github.com/kedacore/keda/v2=KEDA_VERSION knative.dev/serving=KNATIVE_SERVING_VERSION"
-  [envoy-gateway]="github.com/envoyproxy/gateway=ENVOY_GATEWAY_VERSION sigs.k8s.io/gateway-api=GATEWAY_API_VERSION"
+  [versitygw]="github.com/versity/versitygw=VERSITYGW_VERSION"
+  [coredns]="github.com/coredns/coredns=COREDNS_VERSION"
+  [gateway]="sigs.k8s.io/gateway-api=GATEWAY_API_VERSION"
 )
 
 # -ldflags of a component: stripped, plus the version stamps Kubernetes' own build sets (without
@@ -105,10 +118,8 @@ component_built() {
 
 # go build in the background with a line every 30 s, so CI logs show it is alive.
 run_go_build() {
-  local component="$1" out="$2" build_log="$3" pid started="${SECONDS}" packages=(tool)
-  if [[ "${component}" == kube ]]; then
-    packages+=(./etcd)
-  fi
+  local component="$1" out="$2" build_log="$3" pid started="${SECONDS}" packages
+  read -ra packages <<<"${COMPONENT_PACKAGES[${component}]}"
   (
     cd "${CONTROLPLANE_MODULES}/${component}"
     # No VCS stamp: the binaries are keyed by their pins, not by this checkout's commit.

@@ -27,7 +27,14 @@ etcd_healthy() {
 }
 
 start_apiserver() {
-  local pki="${STATE_DIR}/pki"
+  local pki="${STATE_DIR}/pki" kubelet_client=()
+  # The real node's kubelet serves logs, exec and port-forward: the API server calls it with a
+  # client certificate and checks the kubelet's serving certificate against the cluster CA.
+  if [[ "${NODE_ENABLED}" == true ]]; then
+    kubelet_client=(--kubelet-client-certificate="${pki}/apiserver-kubelet-client.crt"
+      --kubelet-client-key="${pki}/apiserver-kubelet-client.key"
+      --kubelet-certificate-authority="${pki}/ca.crt" --kubelet-preferred-address-types=InternalIP)
+  fi
   # PodSecurity is on by default; named so that a change of defaults cannot drop it.
   # --endpoint-reconciler-type=none: the `kubernetes` Service would otherwise point at 127.0.0.1,
   # which Endpoints validation refuses; nothing inside this cluster calls the API server by it.
@@ -41,9 +48,10 @@ start_apiserver() {
     --service-account-key-file="${pki}/service-account.pub" \
     --service-account-signing-key-file="${pki}/service-account.key" \
     --service-cluster-ip-range="${SERVICE_CLUSTER_IP_RANGE}" \
-    --authorization-mode=RBAC \
-    --enable-admission-plugins=PodSecurity,NamespaceLifecycle,LimitRanger,ServiceAccount,DefaultStorageClass,ResourceQuota,MutatingAdmissionWebhook,ValidatingAdmissionWebhook \
-    --endpoint-reconciler-type=none --profiling=false
+    --authorization-mode=Node,RBAC \
+    --enable-admission-plugins=PodSecurity,NamespaceLifecycle,LimitRanger,ServiceAccount,DefaultStorageClass,ResourceQuota,NodeRestriction,MutatingAdmissionWebhook,ValidatingAdmissionWebhook \
+    --endpoint-reconciler-type=none --profiling=false \
+    "${kubelet_client[@]}"
   wait_for kube-apiserver 120 "kube-apiserver on https://127.0.0.1:${API_PORT}" \
     kube get --raw /readyz
 }

@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
-from tests.chart.rendering import MANIFESTS_DIR, kustomize_build
 from tests.cluster.cluster import Cluster
-from tests.integration.server import free_port
+from tests.support.rendering import MANIFESTS_DIR, kustomize_build
+from tests.support.server import free_port
 
 STANDARD_OVERLAY = MANIFESTS_DIR / "overlays" / "standard-canary"
 KNATIVE_OVERLAY = MANIFESTS_DIR / "overlays" / "knative-canary"

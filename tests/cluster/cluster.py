@@ -37,6 +37,28 @@ class Cluster:
 
     kubeconfig: Path
     versions: dict[str, str] = field(default_factory=dict)
+    # The `export NAME=VALUE` lines `hack/controlplane.sh up` printed (empty for SERVEKIT_KUBECONFIG).
+    exports: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def gateway_url(self) -> str | None:
+        """KServe's Gateway (its port-80 listener) as the harness serves it, e.g. http://127.0.0.1:PORT."""
+        return self.exports.get("SERVEKIT_GATEWAY_URL")
+
+    @property
+    def s3_url(self) -> str | None:
+        """The harness's object store (S3 API), e.g. http://127.0.0.1:PORT."""
+        return self.exports.get("SERVEKIT_S3_URL")
+
+    @property
+    def prometheus_url(self) -> str | None:
+        """The harness's Prometheus, scraping the real node's pods as the cluster's ServiceMonitors say."""
+        return self.exports.get("SERVEKIT_PROMETHEUS_URL")
+
+    @property
+    def dns_server(self) -> str | None:
+        """The harness's CoreDNS (zone cluster.local) as HOST:PORT."""
+        return self.exports.get("SERVEKIT_DNS_SERVER")
 
     @property
     def kserve_version(self) -> str:

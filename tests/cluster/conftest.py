@@ -4,12 +4,15 @@ Fixtures:
 - `cluster` (package scope: one for all of tests/cluster, sub-packages included): a
   `tests.cluster.cluster.Cluster` for the control plane of `hack/controlplane.sh`: real etcd,
   kube-apiserver (Pod Security admission on), kube-controller-manager, kube-scheduler, kwok's
-  simulated nodes (one with `nvidia.com/gpu`), KServe's controller manager with its webhooks and
-  Envoy Gateway's controller. `up` runs before the first cluster test and `down` after the last,
+  simulated nodes (one with `nvidia.com/gpu`), KServe's controller manager with its webhooks,
+  servekit-gateway serving KServe's Gateway, versitygw (S3) and CoreDNS. `up` runs before the
+  first cluster test and `down` after the last,
   so the rest of the session runs without it; a control plane that was already up is used and
   left up. With SERVEKIT_KUBECONFIG set, that cluster is used instead and nothing is started or
-  stopped. Every test using it is skipped, with one line, where `go` or `kubectl` is missing.
-  Its API: `kubeconfig` (Path), `versions` (hack/versions.env), `kserve_version`,
+  stopped (SERVEKIT_GATEWAY_URL, SERVEKIT_S3_URL and SERVEKIT_DNS_SERVER are then read from the
+  environment). Every test using it is skipped, with one line, where `go` or `kubectl` is missing.
+  Its API: `kubeconfig` (Path), `versions` (hack/versions.env), `kserve_version`, `exports` (the
+  `export` lines of `up`), `gateway_url`, `s3_url`, `dns_server` (None with SERVEKIT_KUBECONFIG),
   `kubectl(*args, stdin=, check=, timeout=)`, `apply(objects, namespace, *flags)`,
   `get(kind, name, namespace)`, `list(kind, namespace, selector)`, `names(...)`,
   `wait_until(check, timeout, what)`, `wait_for_isvc(namespace, name, timeout, caught_up=)`,
@@ -20,6 +23,8 @@ Fixtures:
 - `helm` (function): a `helm_python.Config` on the cluster whose releases go to `namespace`.
 - `scraped` (package scope): predictor processes on loopback, scraped by Debian's Prometheus as
   the pods KServe made (tests/cluster/scraped_pods.py), for the canary analysis on real metrics.
+- `real_node_images` (package scope): the predictor and storage-initializer images built here
+  (`make images`) loaded into the real node's containerd (tests/cluster/real_node.py says how a pod asks for that node).
 - `canary_crd` (function): the CanaryAnalysis CRD applied from the chart's file and Established.
 - `controllers` (function): a list the test appends `servekit-canary controller` processes
   (tests/cluster/canary_tool.py's `ControllerProcess`) to; each is stopped after the test.
@@ -42,15 +47,23 @@ from typing import Any
 import helm_python
 import pytest
 
-from tests.chart.rendering import CHART_DIR
 from tests.cluster.canary_tool import ControllerProcess
 from tests.cluster.cluster import Cluster
+from tests.cluster.real_node import (
+    NODE_NAME,
+    PREDICTOR_IMAGE,
+    STORAGE_INITIALIZER_IMAGE,
+    load_image,
+    require_images_tool,
+)
 from tests.cluster.scraped_pods import ScrapedPods, scraped_pods
 from tests.pins import read_versions
+from tests.support.rendering import CHART_DIR
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTROLPLANE = REPO_ROOT / "hack" / "controlplane.sh"
 KUBECONFIG_ENV = "SERVEKIT_KUBECONFIG"
+DATA_PLANE_ENV = ("SERVEKIT_GATEWAY_URL", "SERVEKIT_S3_URL", "SERVEKIT_DNS_SERVER")
 RESTRICTED_LABELS = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")}
 # A warm `up` takes well under a minute; the first test also pays for it.
 UP_TIMEOUT = 240
@@ -78,8 +91,18 @@ def kubeconfig_from_up(output: str) -> Path:
     return Path(last.removeprefix(prefix))
 
 
-def start_control_plane() -> tuple[Path, bool]:
-    """(kubeconfig, whether this session started it)."""
+def exports_from_up(output: str) -> dict[str, str]:
+    """Every `export NAME=VALUE` line of `up`'s standard output."""
+    exports = {}
+    for line in output.splitlines():
+        if line.startswith("export ") and "=" in line:
+            name, value = line.removeprefix("export ").split("=", 1)
+            exports[name] = value
+    return exports
+
+
+def start_control_plane() -> tuple[Path, dict[str, str], bool]:
+    """(kubeconfig, the export lines of `up`, whether this session started it)."""
     for tool in ("go", "kubectl"):
         if shutil.which(tool) is None:
             pytest.skip(
@@ -93,17 +116,20 @@ def start_control_plane() -> tuple[Path, bool]:
     up = run_controlplane("up", timeout=UP_TIMEOUT)
     if up.returncode != 0:
         pytest.fail(f"hack/controlplane.sh up failed:\n{up.stderr[-4000:]}", pytrace=False)
-    return kubeconfig_from_up(up.stdout), not was_up
+    return kubeconfig_from_up(up.stdout), exports_from_up(up.stdout), not was_up
 
 
 @pytest.fixture(scope="package")
 def cluster() -> Iterator[Cluster]:
     configured = os.environ.get(KUBECONFIG_ENV)
     if configured:
-        yield Cluster(Path(configured), read_versions())
+        # The data plane's addresses of that cluster, where the caller has them (the tests that
+        # need one skip without it).
+        exports = {name: os.environ[name] for name in DATA_PLANE_ENV if os.environ.get(name)}
+        yield Cluster(Path(configured), read_versions(), exports)
         return
-    kubeconfig, started = start_control_plane()
-    yield Cluster(kubeconfig, read_versions())
+    kubeconfig, exports, started = start_control_plane()
+    yield Cluster(kubeconfig, read_versions(), exports)
     if started:
         down = run_controlplane("down", timeout=120)
         assert down.returncode == 0, f"hack/controlplane.sh down failed:\n{down.stderr}"
@@ -142,6 +168,19 @@ def helm(cluster: Cluster, namespace: str) -> Iterator[helm_python.Config]:
 def scraped(tmp_path_factory: pytest.TempPathFactory, chart: helm_python.Chart) -> Iterator[ScrapedPods]:
     with scraped_pods(tmp_path_factory.mktemp("scraped-pods"), chart) as pods:
         yield pods
+
+
+@pytest.fixture(scope="package")
+def real_node_images(cluster: Cluster) -> None:
+    """The predictor and storage-initializer images built here, loaded into the real node's containerd once
+    (on a cluster named by SERVEKIT_KUBECONFIG, loading it is the user's part)."""
+    if cluster.get("node", NODE_NAME) is None:
+        pytest.fail(f"the cluster has no real node {NODE_NAME} (started with --no-node?)", pytrace=False)
+    if os.environ.get(KUBECONFIG_ENV):
+        return
+    require_images_tool()
+    for image in (PREDICTOR_IMAGE, STORAGE_INITIALIZER_IMAGE):
+        load_image(None, image)
 
 
 @pytest.fixture

@@ -19,14 +19,14 @@ from typing import Any
 from predictor.canary.queries import standard_app_label
 from predictor.examples import sklearn_iris
 from tests.cluster.cluster import Cluster
-from tests.integration.canary_metrics import (
+from tests.support.canary_metrics import (
     ScrapingPrometheus,
     TrafficDriver,
     canary_servers,
     chart_service_monitor,
     pod_target,
 )
-from tests.integration.server import Server
+from tests.support.server import Server
 
 
 @dataclass

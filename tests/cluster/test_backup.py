@@ -21,9 +21,23 @@ import pytest
 import yaml
 
 from predictor.examples import sklearn_iris
-from tests.chart.rendering import MANIFESTS_DIR
 from tests.cluster.cluster import Cluster, condition_true
+from tests.cluster.serving import (
+    READY_TIMEOUT,
+    ROWS,
+    expected_answer,
+    gateway,
+    infer,
+    install,
+    isvc_host,
+    outputs,
+    predictor_pods,
+    put_model,
+    s3_client_env,
+    s3_values,
+)
 from tests.e2e.harness import HACK_DIR, REPO_ROOT
+from tests.support.rendering import MANIFESTS_DIR
 
 OVERLAY = MANIFESTS_DIR / "overlays" / "standard-hpa"
 RELEASE = "demo"
@@ -39,9 +53,11 @@ VALUES: dict[str, Any] = {
 SCRIPT_TIMEOUT = 180
 
 
-def run(cluster: Cluster, script: str, *args: str) -> subprocess.CompletedProcess[str]:
+def run(
+    cluster: Cluster, script: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """`bash hack/SCRIPT ARGS` against the cluster, with this interpreter's servekit."""
-    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "SERVEKIT_PYTHON": sys.executable}
+    env = {**os.environ, **(env or {}), "KUBECONFIG": str(cluster.kubeconfig), "SERVEKIT_PYTHON": sys.executable}
     return subprocess.run(
         ["bash", str(HACK_DIR / script), *args],
         cwd=REPO_ROOT,
@@ -237,3 +253,54 @@ def test_a_dry_run_writes_nothing_and_missing_apis_are_named(
     assert refused.returncode == 1
     assert "the target cluster does not serve inferenceservices.serving.kserve.io/v1beta9" in refused.stderr
     assert cluster.get("namespace", target) is None
+
+
+def test_a_namespace_serving_from_s3_comes_back_serving_with_its_models_checked_in_the_bucket(
+    cluster: Cluster,
+    helm: helm_python.Config,
+    chart: helm_python.Chart,
+    namespace: str,
+    real_node_images: None,
+    tmp_path: Path,
+) -> None:
+    """The whole path against a real S3 API: a model put into the harness's store and served on the
+    real node; a backup that reads its manifest from the bucket; the namespace deleted; the
+    storage credentials put back (a backup holds no Secrets) and the restore, which checks the
+    bucket still holds the model before it writes, then waits for the predictor to download it
+    and answer through the gateway; and a model changed in the bucket stopping a restore."""
+    folder = tmp_path / "iris"
+    sklearn_iris.build(folder)
+    bucket = f"s3://backup-{namespace}"
+    put_model(cluster, folder, f"{bucket}/iris/v1")
+    name = install(cluster, helm, chart, namespace, s3_values(cluster, namespace, f"{bucket}/iris/v1"))
+    labels, _ = expected_answer(tmp_path, ROWS)
+    assert outputs(infer(gateway(cluster), isvc_host(cluster, namespace, name), ROWS))["label"]["data"] == labels
+
+    aws = s3_client_env(cluster)
+    sha = yaml.safe_load((folder / "model.yaml").read_text())["artifact"]["sha256"]
+    archive = tmp_path / "backup.tar.gz"
+    succeeded(run(cluster, "backup.sh", "-n", namespace, "-o", str(archive), "--model-store", bucket, env=aws))
+    with tarfile.open(archive) as packed:
+        (models_file,) = [m for m in packed.getmembers() if m.name.endswith("/models.yaml")]
+        (recorded,) = yaml.safe_load(packed.extractfile(models_file).read())
+    assert (recorded["uri"], recorded["sha256"]) == (f"{bucket}/iris/v1", sha)
+    assert recorded["manifest"] == f"{bucket}/iris/v1/model.yaml"
+
+    cluster.kubectl("delete", "namespace", namespace, "--wait=true", timeout=180)
+    cluster.kubectl("create", "namespace", namespace)
+    s3_values(cluster, namespace, f"{bucket}/iris/v1")  # the Secret and ServiceAccount, from the secret store
+    output = succeeded(
+        run(cluster, "restore.sh", str(archive), "--model-store", bucket, "--wait", str(READY_TIMEOUT), env=aws)
+    )
+    assert f"inferenceservice {namespace}/{name} is Ready" in output
+    (pod,) = predictor_pods(cluster, namespace, name)
+    assert pod["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
+    assert outputs(infer(gateway(cluster), isvc_host(cluster, namespace, name), ROWS))["label"]["data"] == labels
+
+    # Another artifact behind the same URI since the backup: the restore stops before writing.
+    changed = (folder / "model.yaml").read_text().replace(sha, "ab" * 32)
+    (folder / "model.yaml").write_text(changed)
+    put_model(cluster, folder, f"{bucket}/iris/v1")
+    refused = run(cluster, "restore.sh", str(archive), "--model-store", bucket, "--dry-run", env=aws)
+    assert refused.returncode == 1, refused.stderr
+    assert f"{bucket}/iris/v1: backed up with sha256 {sha}, the store now has {'ab' * 32}" in refused.stderr

@@ -12,15 +12,20 @@ from typing import Any
 import helm_python
 import pytest
 
-from tests.chart.rendering import CHART_DIR, MANIFESTS_DIR, ci_values, kustomize_build, parse_documents
+from tests.cluster.canary_checks import (
+    check_promoted,
+    check_rolled_back,
+    check_route_weights,
+    skip_without_route_weights,
+    uid_of,
+)
 from tests.cluster.cluster import Cluster, KubectlError, condition
-from tests.cluster.workload import check_reconciled, isvc_routes
+from tests.cluster.workload import check_reconciled
+from tests.support.rendering import CHART_DIR, MANIFESTS_DIR, ci_values, kustomize_build, parse_documents
 
 OVERLAY = MANIFESTS_DIR / "overlays" / "standard-canary"
 CANARY_VALUES = CHART_DIR / "ci" / "standard-canary-values.yaml"
 RELEASE = "canary"
-# KServe releases whose controller writes canary weights into the HTTPRoute (kserve PR #5912).
-NO_ROUTE_WEIGHTS = {"v0.20.0"}
 
 
 def canary_values(**standard: Any) -> dict[str, Any]:
@@ -40,16 +45,6 @@ def promoted_values() -> dict[str, Any]:
     return values
 
 
-def deployment_names(cluster: Cluster, namespace: str, isvc: str) -> list[str]:
-    return sorted(d["metadata"]["name"] for d in cluster.isvc_deployments(namespace, isvc))
-
-
-def uid_of(cluster: Cluster, kind: str, name: str, namespace: str) -> str:
-    found = cluster.get(kind, name, namespace)
-    assert found is not None, f"no {kind} {name}"
-    return str(found["metadata"]["uid"])
-
-
 def check_canary_running(cluster: Cluster, namespace: str, rendered: list[dict[str, Any]]) -> dict[str, Any]:
     isvc = check_reconciled(cluster, namespace, rendered)
     (entry,) = isvc["spec"]["canary"]
@@ -61,24 +56,6 @@ def check_canary_running(cluster: Cluster, namespace: str, rendered: list[dict[s
     canary_ready = condition(isvc, "CanaryPredictorReady")
     assert canary_ready is not None and canary_ready["reason"] == "AllCanariesReady"
     return isvc
-
-
-def check_rolled_back(cluster: Cluster, namespace: str, name: str, stable: str) -> None:
-    """Only the stable predictor runs; KServe reports no canary any more."""
-
-    def no_canary_reported(isvc: dict[str, Any], _: dict[str, Any]) -> bool:
-        return not isvc["status"].get("canaryStatuses") and condition(isvc, "CanaryPredictorReady") is None
-
-    cluster.wait_for_isvc(namespace, name, caught_up=no_canary_reported)
-    assert deployment_names(cluster, namespace, name) == [f"{name}-{stable}-predictor"]
-
-
-def check_promoted(cluster: Cluster, namespace: str, name: str, canary: str, canary_uid: str) -> None:
-    """The canary's Deployment is now the stable one: same object, its pods kept."""
-    cluster.wait_for_isvc(namespace, name)
-    promoted = f"{name}-{canary}-predictor"
-    assert deployment_names(cluster, namespace, name) == [promoted]
-    assert uid_of(cluster, "deployment", promoted, namespace) == canary_uid
 
 
 def test_chart_canary_rollback_and_promotion(
@@ -129,32 +106,6 @@ def test_overlay_canary_rollback_and_promotion(cluster: Cluster, namespace: str)
         ],
     )
     check_promoted(cluster, namespace, name, canary, canary_uid)
-
-
-def skip_without_route_weights(cluster: Cluster) -> None:
-    if cluster.kserve_version in NO_ROUTE_WEIGHTS:
-        pytest.skip(
-            f"KServe {cluster.kserve_version} creates the canary but does not write its weight into the "
-            "HTTPRoute's backendRefs (kserve PR #5912, after v0.20.0); runs once hack/versions.env pins a later KServe"
-        )
-
-
-def check_route_weights(cluster: Cluster, namespace: str, isvc: dict[str, Any]) -> None:
-    """KServe's HTTPRoutes send each predictor its share: the canary its trafficPercent, the
-    stable predictor the rest."""
-    name, stable = isvc["metadata"]["name"], isvc["spec"]["predictor"]["name"]
-    (entry,) = isvc["spec"]["canary"]
-    expected = {
-        f"{name}-{stable}-predictor": 100 - entry["trafficPercent"],
-        f"{name}-{entry['predictor']['name']}-predictor": entry["trafficPercent"],
-    }
-    weights = {
-        ref["name"]: ref.get("weight", 1)
-        for route in isvc_routes(cluster, namespace, name)
-        for rule in route["spec"]["rules"]
-        for ref in rule.get("backendRefs", [])
-    }
-    assert {key: weights.get(key) for key in expected} == expected, weights
 
 
 def test_httproute_weights_follow_the_canary_split(cluster: Cluster, namespace: str) -> None:

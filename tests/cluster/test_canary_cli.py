@@ -15,6 +15,14 @@ from typing import Any
 
 from predictor.canary import isvc as canary_spec
 from predictor.canary.kube import KubeInferenceServices, api_client
+from tests.cluster.canary_checks import (
+    check_promoted,
+    check_rolled_back,
+    check_route_weights,
+    deployment_names,
+    skip_without_route_weights,
+    uid_of,
+)
 from tests.cluster.canary_tool import (
     V2_URI,
     canary_cli,
@@ -28,14 +36,6 @@ from tests.cluster.canary_tool import (
     wait_canary_ready,
 )
 from tests.cluster.cluster import Cluster, condition
-from tests.cluster.test_canary import (
-    check_promoted,
-    check_rolled_back,
-    check_route_weights,
-    deployment_names,
-    skip_without_route_weights,
-    uid_of,
-)
 
 ISVC = "iris"
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import helm_python
 
-from tests.chart.rendering import CHART_DIR, MANIFESTS_DIR, ci_values, parse_documents
+from tests.cluster.canary_checks import check_promoted, check_rolled_back, uid_of
 from tests.cluster.canary_tool import (
     V2_URI,
     ControllerProcess,
@@ -34,7 +34,7 @@ from tests.cluster.canary_tool import (
 )
 from tests.cluster.cluster import Cluster
 from tests.cluster.scraped_pods import ScrapedPods
-from tests.cluster.test_canary import check_promoted, check_rolled_back, uid_of
+from tests.support.rendering import CHART_DIR, MANIFESTS_DIR, ci_values, parse_documents
 
 RELEASE = "canary"
 CHART_ISVC = f"{RELEASE}-servekit"

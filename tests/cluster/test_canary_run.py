@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from tests.cluster.canary_checks import check_promoted, check_rolled_back, uid_of
 from tests.cluster.canary_tool import (
     V2_URI,
     canary_cli,
@@ -20,7 +21,6 @@ from tests.cluster.canary_tool import (
 )
 from tests.cluster.cluster import Cluster
 from tests.cluster.scraped_pods import ScrapedPods
-from tests.cluster.test_canary import check_promoted, check_rolled_back, uid_of
 
 ISVC = "iris"
 # Short and bounded: an analysis every 3 s over 10 s of series; two failures roll back.

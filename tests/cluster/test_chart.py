@@ -13,10 +13,10 @@ from typing import Any
 import helm_python
 import pytest
 
-from tests.chart.rendering import CI_VALUES, ci_values, parse_documents
 from tests.cluster.cluster import Cluster, expected_deployments
 from tests.cluster.leftovers import kserve_orphans, wait_until_empty
 from tests.cluster.workload import PREDICTOR_CONTAINER, check_reconciled, container_named, the_one
+from tests.support.rendering import CI_VALUES, ci_values, parse_documents
 
 RELEASE = "ci"
 STANDARD_VALUES = [path for path in CI_VALUES if ci_values(path).get("deploymentMode", "Standard") == "Standard"]

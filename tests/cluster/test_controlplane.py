@@ -49,7 +49,6 @@ def test_pod_security_admission_enforces_restricted(cluster: Cluster, namespace:
     [
         "inferenceservices.serving.kserve.io",
         "httproutes.gateway.networking.k8s.io",
-        "envoyproxies.gateway.envoyproxy.io",
         "scaledobjects.keda.sh",
         "servicemonitors.monitoring.coreos.com",
         "podmonitors.monitoring.coreos.com",

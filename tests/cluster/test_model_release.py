@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from predictor.canary.queries import standard_app_label
+from tests.cluster.canary_checks import check_promoted, check_rolled_back, uid_of
 from tests.cluster.canary_tool import (
     V2_URI,
     ControllerProcess,
@@ -30,7 +31,6 @@ from tests.cluster.canary_tool import (
 )
 from tests.cluster.cluster import Cluster
 from tests.cluster.scraped_pods import ScrapedPods
-from tests.cluster.test_canary import check_promoted, check_rolled_back, uid_of
 
 SCRIPT = Path(__file__).resolve().parents[2] / "hack" / "model-release.sh"
 ISVC = "iris"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.chart.rendering import KUSTOMIZATIONS, kustomize_build
 from tests.cluster.cluster import Cluster
 from tests.cluster.leftovers import wait_until_empty
 from tests.cluster.workload import check_reconciled
+from tests.support.rendering import KUSTOMIZATIONS, kustomize_build
 
 
 def is_knative(directory: Path) -> bool:

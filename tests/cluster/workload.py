@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.chart.k8s_checks import kserve_canary_predictor
 from tests.cluster.cluster import ISVC_LABEL, Cluster
+from tests.support.k8s_checks import kserve_canary_predictor
 
 PREDICTOR_CONTAINER = "kserve-container"
 # KServe's label that keeps an InferenceService off the ingress gateway (no HTTPRoute).
@@ -159,7 +159,7 @@ def isvc_routes(cluster: Cluster, namespace: str, isvc: str) -> list[dict[str, A
 
 
 def route_accepted(route: dict[str, Any]) -> bool:
-    """Envoy Gateway accepted the route on every parent Gateway (what KServe waits for)."""
+    """The gateway (servekit-gateway) accepted the route on every parent Gateway (what KServe waits for)."""
     parents = route.get("status", {}).get("parents", [])
     return bool(parents) and all(
         any(c["type"] == "Accepted" and c["status"] == "True" for c in parent.get("conditions", []))
@@ -182,7 +182,7 @@ def check_cluster_local(cluster: Cluster, namespace: str, isvc: dict[str, Any]) 
 
 
 def check_routes(cluster: Cluster, namespace: str, isvc: str, deployment: str) -> list[dict[str, Any]]:
-    """KServe's HTTPRoutes hang off KServe's Gateway, are accepted by Envoy Gateway and send every
+    """KServe's HTTPRoutes hang off KServe's Gateway, are accepted by the gateway and send every
     request to the stable predictor's Service (named as its Deployment)."""
     routes = isvc_routes(cluster, namespace, isvc)
     assert routes, f"KServe made no HTTPRoute for {isvc}"
