@@ -5,7 +5,7 @@ chart's ServiceMonitor (tests/integration/canary_metrics.py). The analysis then 
 the series it would meet on a cluster with the Prometheus Operator.
 
 Processes: `healthy` (the iris model), `failing` (answers 500) and `slow` (0.6 s a request), all
-with requests sent to them the whole time.
+with requests sent to them for a few minutes after each `scrape`.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from tests.support.server import Server
 class ScrapedPods:
     prometheus: ScrapingPrometheus
     servers: dict[str, Server]
+    traffic: TrafficDriver
 
     @property
     def url(self) -> str:
@@ -40,7 +41,9 @@ class ScrapedPods:
 
     def scrape(self, cluster: Cluster, namespace: str, isvc: str, behaviour: dict[str, str | None]) -> None:
         """Scrape every pod KServe runs for each Standard-mode predictor name at the process of
-        that behaviour (None: never scraped, a canary without series), and wait for its requests."""
+        that behaviour (None: never scraped, a canary without series), and wait for its requests.
+        Renews the traffic's lease: the fixture lives for the whole package, a test for minutes."""
+        self.traffic.keep_going()
         targets: list[dict[str, Any]] = []
         for predictor, server in behaviour.items():
             app = standard_app_label(isvc, predictor)
@@ -67,9 +70,9 @@ def scraped_pods(work: Path, chart: Any) -> Iterator[ScrapedPods]:
             started.append(server.start(work / f"{name}.log"))
         with (
             ScrapingPrometheus(work / "prometheus", chart_service_monitor(chart)) as prometheus,
-            TrafficDriver(started),
+            TrafficDriver(started) as traffic,
         ):
-            yield ScrapedPods(prometheus, servers)
+            yield ScrapedPods(prometheus, servers, traffic)
     finally:
         for server in started:
             server.stop()

@@ -9,7 +9,7 @@ by the test) and by the cluster tests (labels of the pods KServe really made).
   discovery gives a pod with these labels, pointing at a predictor process on loopback.
 - ``ScrapingPrometheus``: Prometheus with static targets and/or a folder of file_sd target files
   (tests add targets while it runs), scraping every second.
-- ``TrafficDriver``: requests to the predictor processes until stopped (bounded in time).
+- ``TrafficDriver``: requests to the predictor processes until stopped, each lease bounded in time.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from tests.support.rendering import CHART_DIR, ci_values, render
 from tests.support.server import Server, free_port
 
 ROW = {"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 4], "data": [5.1, 3.5, 1.4, 0.2]}]}
-TRAFFIC_SECONDS = 300  # a driver stops by itself after this, whatever happens
+TRAFFIC_SECONDS = 300  # a driver pauses by itself this long after its last lease, whatever happens
 CANARY_VALUES = CHART_DIR / "ci" / "standard-canary-values.yaml"
 
 
@@ -144,18 +144,27 @@ class ScrapingPrometheus:
 
 
 class TrafficDriver:
-    """Requests to each server until stopped, or until TRAFFIC_SECONDS have passed (loopback only)."""
+    """Requests to each server until stopped, for at most ``seconds`` at a time (loopback only).
 
-    def __init__(self, servers: list[Server]) -> None:
+    The bound is a lease, not a lifetime: ``keep_going`` renews it. A package-wide driver (the
+    cluster tests' ``scraped``) outlives any fixed bound, and traffic that stopped by itself
+    halfway through the package left the later tests waiting for requests that never came."""
+
+    def __init__(self, servers: list[Server], seconds: float = TRAFFIC_SECONDS) -> None:
         self._stop = threading.Event()
+        self._until = time.monotonic() + seconds
         self._threads = [threading.Thread(target=self._drive, args=(s,), daemon=True) for s in servers]
 
+    def keep_going(self, seconds: float = TRAFFIC_SECONDS) -> None:
+        """Drive traffic for ``seconds`` more from now (never shortens the current lease)."""
+        self._until = max(self._until, time.monotonic() + seconds)
+
     def _drive(self, server: Server) -> None:
-        deadline = time.monotonic() + TRAFFIC_SECONDS
         with httpx.Client(base_url=server.url, timeout=10) as client:
-            while not self._stop.is_set() and time.monotonic() < deadline:
-                with contextlib.suppress(httpx.TransportError):
-                    client.post("/v2/models/iris/infer", json=ROW)
+            while not self._stop.is_set():
+                if time.monotonic() < self._until:
+                    with contextlib.suppress(httpx.TransportError):
+                        client.post("/v2/models/iris/infer", json=ROW)
                 self._stop.wait(0.03)
 
     def __enter__(self) -> TrafficDriver:
