@@ -104,8 +104,8 @@ def _success_rate(values: dict[str, float | None], side: str, spec: AnalysisSpec
     if requests < spec.min_requests:
         return None, f"too few requests: {requests:g} < {spec.min_requests}"  # extrapolated: 19.6, not "20"
     errors = _number(values.get(f"{side}.errors")) or 0.0  # no 5xx series: none answered 5xx
-    # The two counts come from two instant queries, each extrapolated by increase(): when every
-    # answer is a 5xx, errors can come out a hair above requests. The rate stays in 0..100.
+    # Both counts come from one instant (MetricSource.values), so errors, a subset of the series,
+    # cannot exceed requests; the clamp keeps a source that cannot promise that in 0..100.
     return max(0.0, 100.0 * (1.0 - errors / requests)), ""
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
 from predictor.canary import history, isvc, rollout
@@ -107,7 +107,7 @@ def kube_edges(args: argparse.Namespace, prometheus_url: str | None = None) -> E
 
 
 class _NoMetrics:
-    def value(self, promql: str) -> float | None:
+    def values(self, queries: Mapping[str, str]) -> dict[str, float | None]:
         raise rollout.MetricsUnavailable("no --prometheus-url given")
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable, Mapping
 
 import httpx
 
@@ -12,13 +14,25 @@ from predictor.canary.rollout import MetricsUnavailable
 class PrometheusSource:
     """Instant queries against one Prometheus; any failure to get an answer is MetricsUnavailable."""
 
-    def __init__(self, url: str, timeout: float = 10.0, client: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 10.0,
+        client: httpx.Client | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.url = url.rstrip("/")
         self._client = client or httpx.Client(timeout=timeout)
+        self._clock = clock
 
-    def value(self, promql: str) -> float | None:
+    def values(self, queries: Mapping[str, str]) -> dict[str, float | None]:
+        """Every query evaluated at the same instant (Prometheus' ``time`` parameter)."""
+        at = f"{self._clock():.3f}"
+        return {key: self._value(promql, at) for key, promql in queries.items()}
+
+    def _value(self, promql: str, at: str) -> float | None:
         try:
-            response = self._client.get(f"{self.url}/api/v1/query", params={"query": promql})
+            response = self._client.get(f"{self.url}/api/v1/query", params={"query": promql, "time": at})
         except httpx.HTTPError as exc:
             raise MetricsUnavailable(f"Prometheus at {self.url} cannot be reached: {exc}") from None
         try:

@@ -7,7 +7,7 @@ state between steps. The protocols are what a test or another backend implements
 - ``HistoryStore``: read and change the history entries of one InferenceService, and keep the
   state of a ``servekit-canary run`` beside them.
 - ``EventRecorder``: record a Kubernetes Event on the InferenceService.
-- ``MetricSource``: the number one PromQL query returns (None: no data).
+- ``MetricSource``: the numbers PromQL queries return at one instant (None: no data).
 - ``WebhookSender``: call one webhook, say whether it answered 2xx.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -66,8 +66,12 @@ class EventRecorder(Protocol):
 
 
 class MetricSource(Protocol):
-    def value(self, promql: str) -> float | None:
-        """The single number of an instant query; None when it returns no series."""
+    def values(self, queries: Mapping[str, str]) -> dict[str, float | None]:
+        """The single number of each instant query, all evaluated at one instant; None: no series.
+
+        One instant, because the analysis divides one query by another (errors by requests): two
+        instants a scrape apart count different requests, and a canary failing every request
+        would read as 0.33% successful."""
         ...
 
 
@@ -162,10 +166,8 @@ def _call_hooks(
 
 
 def _measure(edges: Edges, spec: AnalysisSpec, view: isvc.CanaryView) -> analysis.AnalysisResult:
-    values: dict[str, float | None] = {}
     try:
-        for key, promql in analysis.plan(spec, view.variants()).items():
-            values[key] = edges.metrics.value(promql)
+        values = edges.metrics.values(analysis.plan(spec, view.variants()))
     except (MetricsUnavailable, queries.TemplateError) as exc:  # templates are checked when the spec is read
         return analysis.unavailable(spec, str(exc))
     return analysis.evaluate(spec, values)

@@ -114,7 +114,7 @@ def run_with_real_hooks(hooks: HookServer, spec: AnalysisSpec, looks: int) -> tu
     memory = MemoryEdges()
     memory.isvcs.add(isvc.start(standard_isvc("iris"), "v2", image="x:2"))
     memory.isvcs.set_status("models", "iris", standard_status("v2", ready=True))
-    memory.metrics.values = dict(GOOD)
+    memory.metrics.answers = dict(GOOD)
     webhooks = HttpWebhooks()
     edges = Edges(memory.isvcs, memory.history, memory.events, memory.metrics, webhooks, memory.clock)
     current = RolloutState()

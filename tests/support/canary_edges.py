@@ -11,7 +11,7 @@ tests on the control plane.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,15 +129,18 @@ class MemoryEvents:
 class TableMetrics:
     """Answers each query with the value of the first key it contains (None: no series)."""
 
-    values: dict[str, float | None] = field(default_factory=dict)
+    answers: dict[str, float | None] = field(default_factory=dict)
     down: bool = False
     asked: list[str] = field(default_factory=list)
 
-    def value(self, promql: str) -> float | None:
+    def values(self, queries: Mapping[str, str]) -> dict[str, float | None]:
+        return {key: self._value(promql) for key, promql in queries.items()}
+
+    def _value(self, promql: str) -> float | None:
         self.asked.append(promql)
         if self.down:
             raise MetricsUnavailable("Prometheus at http://127.0.0.1:9 cannot be reached: connection refused")
-        for key, value in self.values.items():
+        for key, value in self.answers.items():
             if key in promql:
                 return value
         return None

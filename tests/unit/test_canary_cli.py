@@ -164,7 +164,7 @@ RUN = ["run", "iris", "-n", "models", "--prometheus-url", "http://prometheus.tes
 
 def test_run_exits_0_when_promoted(memory: MemoryEdges) -> None:
     start_ready_canary(memory)
-    memory.metrics.values = dict(GOOD)
+    memory.metrics.answers = dict(GOOD)
     code, out = run_cli(memory, *RUN, "--steps", "20,50")
     assert code == 0
     lines = out.splitlines()
@@ -274,7 +274,7 @@ def test_run_shows_plain_lines_on_stderr_with_json_output(
     memory: MemoryEdges, capsys: pytest.CaptureFixture[str]
 ) -> None:
     start_ready_canary(memory)
-    memory.metrics.values = dict(GOOD)
+    memory.metrics.answers = dict(GOOD)
     code, out = run_cli(memory, *RUN, "--steps", "50", "-o", "json")
     assert code == 0 and json.loads(out)["phase"] == "Succeeded"
     assert "Succeeded canary=v2" in capsys.readouterr().err

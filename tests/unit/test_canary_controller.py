@@ -36,7 +36,7 @@ def memory() -> MemoryEdges:
     edges = MemoryEdges()
     edges.isvcs.add(isvc.start(standard_isvc("iris"), "v2", storage_uri="s3://models/iris/v2"))
     edges.isvcs.set_status("models", "iris", standard_status("v2", ready=True))
-    edges.metrics.values = dict(GOOD)
+    edges.metrics.answers = dict(GOOD)
     return edges
 
 
@@ -67,7 +67,7 @@ def test_reconcile_promotes_and_keeps_everything_in_the_status(memory: MemoryEdg
 
 
 def test_reconcile_rolls_back_a_failing_canary(memory: MemoryEdges) -> None:
-    memory.metrics.values = {**GOOD, "code=~": 100.0}
+    memory.metrics.answers = {**GOOD, "code=~": 100.0}
     final = reconcile_until_done(memory, analysis())[-1]
     assert final["phase"] == "Failed" and final["failedChecks"] == 2
     assert final["conditions"][0]["status"] == "False"
@@ -141,7 +141,7 @@ def test_a_restarted_controller_knows_an_image_only_canary_promoted_by_hand() ->
     memory = MemoryEdges()
     memory.isvcs.add(isvc.start(standard_isvc("iris"), "v2", image="servekit/predictor:0.2.0"))
     memory.isvcs.set_status("models", "iris", standard_status("v2", ready=True))
-    memory.metrics.values = dict(GOOD)
+    memory.metrics.answers = dict(GOOD)
     body = analysis(steps=[20, 60], manualGates=[60])
     held = reconcile_until_done(memory, body, looks=4)[-1]
     assert held["phase"] == "Paused" and "manual gate at 60%" in held["message"]

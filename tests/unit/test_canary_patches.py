@@ -3,10 +3,11 @@ becomes one number."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from predictor.canary.kube import merge_patch
-from predictor.canary.prometheus import single_number
+from predictor.canary.prometheus import PrometheusSource, single_number
 from predictor.canary.rollout import MetricsUnavailable
 
 
@@ -62,3 +63,26 @@ def test_one_number_from_prometheus_answers() -> None:
         single_number(vector("1", "2"), "q")
     with pytest.raises(MetricsUnavailable, match="returned a matrix"):
         single_number({"resultType": "matrix", "result": []}, "q")
+
+
+def test_every_query_of_an_analysis_is_asked_at_one_instant() -> None:
+    """errors / requests from two instants a scrape apart read a canary failing every request as
+    0.33% successful (a CI failure): the source pins Prometheus' ``time`` once per analysis."""
+    asked: list[httpx.QueryParams] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.params)
+        return httpx.Response(200, json={"status": "success", "data": vector("7")})
+
+    clock = iter([1000.0, 1001.5]).__next__
+    source = PrometheusSource(
+        "http://prometheus:9090/", client=httpx.Client(transport=httpx.MockTransport(answer)), clock=clock
+    )
+    first = source.values({"canary.requests": "sum(a)", "canary.errors": "sum(b)"})
+    second = source.values({"canary.requests": "sum(a)"})
+    assert first == {"canary.requests": 7.0, "canary.errors": 7.0} and second == {"canary.requests": 7.0}
+    assert [(p["query"], p["time"]) for p in asked] == [
+        ("sum(a)", "1000.000"),
+        ("sum(b)", "1000.000"),
+        ("sum(a)", "1001.500"),
+    ]

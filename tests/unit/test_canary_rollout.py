@@ -68,7 +68,7 @@ def standard_rollout(spec: AnalysisSpec, metrics: dict[str, float | None]) -> Ro
     run = Rollout(spec)
     run.memory.isvcs.add(isvc.start(standard_isvc(NAME), "v2", storage_uri="s3://models/iris/v2"))
     run.memory.isvcs.set_status(NS, NAME, standard_status("v2", ready=True))
-    run.memory.metrics.values = dict(metrics)
+    run.memory.metrics.answers = dict(metrics)
     return run
 
 
@@ -130,9 +130,9 @@ def test_one_failure_below_the_threshold_is_forgiven() -> None:
     run = standard_rollout(SPEC, GOOD)
     run.step()  # started at 10%
     run.memory.clock.advance(30)
-    run.memory.metrics.values = dict(FAILING)
+    run.memory.metrics.answers = dict(FAILING)
     assert run.step().failed_checks == 1 and run.current.phase == Phase.PROGRESSING
-    run.memory.metrics.values = dict(GOOD)
+    run.memory.metrics.answers = dict(GOOD)
     assert run.run().phase == Phase.SUCCEEDED
 
 
@@ -235,7 +235,7 @@ def test_an_image_only_canary_promoted_by_hand_is_a_promotion() -> None:
     run = Rollout(AnalysisSpec(steps=[10, 50], interval="30s", manual_gates=[50]))
     run.memory.isvcs.add(isvc.start(standard_isvc(NAME), "v2", image="servekit/predictor:0.2.0"))
     run.memory.isvcs.set_status(NS, NAME, standard_status("v2", ready=True))
-    run.memory.metrics.values = dict(GOOD)
+    run.memory.metrics.answers = dict(GOOD)
     run.run(max_steps=6)
     assert run.current.phase == Phase.PAUSED
     rollout.change_isvc(run.memory.edges(), NS, NAME, "promote", isvc.promote)
@@ -249,7 +249,7 @@ def test_an_image_only_canary_removed_by_hand_is_still_a_rollback() -> None:
     run = Rollout(SPEC)
     run.memory.isvcs.add(isvc.start(standard_isvc(NAME), "v2", image="servekit/predictor:0.2.0"))
     run.memory.isvcs.set_status(NS, NAME, standard_status("v2", ready=True))
-    run.memory.metrics.values = dict(GOOD)
+    run.memory.metrics.answers = dict(GOOD)
     run.step()
     rollout.do_rollback(run.memory.edges(), NS, NAME)
     assert run.step().phase == Phase.FAILED
@@ -259,7 +259,7 @@ def test_failures_still_roll_back_at_a_manual_gate() -> None:
     run = standard_rollout(AnalysisSpec(steps=[10], interval="30s", manual_gates=[10], threshold=1), GOOD)
     run.run(max_steps=3)
     assert run.current.phase == Phase.PAUSED
-    run.memory.metrics.values = dict(FAILING)
+    run.memory.metrics.answers = dict(FAILING)
     assert run.run().phase == Phase.FAILED
 
 
@@ -331,7 +331,7 @@ def test_knative_rollout_promotes_by_removing_the_share() -> None:
     run.step()  # records the stable spec as the baseline
     rollout.change_isvc(run.memory.edges(), NS, NAME, "start", lambda o: isvc.start(o, "v2", image="x:2"))
     run.memory.isvcs.kserve = knative_reports("iris-predictor-00002", "iris-predictor-00001")
-    run.memory.metrics.values = dict(GOOD)
+    run.memory.metrics.answers = dict(GOOD)
     final = run.run()
     assert final.phase == Phase.SUCCEEDED
     predictor = run.obj()["spec"]["predictor"]
@@ -346,7 +346,7 @@ def test_knative_rollback_restores_the_baseline_at_zero_then_settles() -> None:
     run.step()
     rollout.change_isvc(run.memory.edges(), NS, NAME, "start", lambda o: isvc.start(o, "v2", image="x:2", weight=5))
     run.memory.isvcs.kserve = knative_reports("iris-predictor-00002", "iris-predictor-00001")
-    run.memory.metrics.values = dict(FAILING)
+    run.memory.metrics.answers = dict(FAILING)
     assert run.run().phase == Phase.FAILED
     predictor = run.obj()["spec"]["predictor"]
     assert predictor == {**baseline["spec"]["predictor"], "canaryTrafficPercent": 0}, "no traffic to the failed one"
@@ -371,7 +371,7 @@ def test_a_knative_rollback_without_a_baseline_stays_rolled_back() -> None:
     run = Rollout(AnalysisSpec(steps=[20], interval="30s", threshold=1))
     run.memory.isvcs.add(isvc.start(knative_isvc(NAME), "v2", image="x:2", weight=5))
     run.memory.isvcs.kserve = knative_reports("iris-predictor-00002", "iris-predictor-00001")
-    run.memory.metrics.values = dict(FAILING)
+    run.memory.metrics.answers = dict(FAILING)
     assert run.run().phase == Phase.FAILED
     assert run.obj()["spec"]["predictor"]["canaryTrafficPercent"] == 0
     for _ in range(5):
