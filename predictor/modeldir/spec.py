@@ -92,19 +92,37 @@ OutputSource = Literal["label", "probabilities", "raw"]
 class OutputSpec(TensorSpec):
     """A declared output and what it is computed from.
 
-    ``label``: the predicted class (sklearn ``predict``, torch ``argmax``); ``probabilities``:
-    class probabilities (sklearn ``predict_proba``, torch ``softmax`` of the logits); ``raw``:
-    the model's own output (sklearn ``predict`` for regressors, torch logits).
+    ``label``: the predicted class (sklearn ``predict``, torch ``argmax``, a boosted classifier's
+    most probable class); ``probabilities``: class probabilities (sklearn ``predict_proba``, torch
+    ``softmax`` of the logits, a boosted classifier's predicted probabilities); ``raw``: the model's
+    own output (sklearn ``predict`` for regressors, torch logits, a booster's prediction, and for
+    ONNX the graph output of the same name).
     """
 
     source: OutputSource = "raw"
 
 
+Framework = Literal["sklearn", "torch", "onnx", "xgboost", "lightgbm"]
+ArtifactFormat = Literal[
+    "joblib", "pickle", "torchscript", "torch_export", "onnx", "xgboost_json", "xgboost_ubj", "lightgbm_text"
+]
+# Which artifact formats each framework reads; the first is what a missing ``format`` means unless
+# the runtime tells the format from the file (torch: a .pt2 suffix, xgboost: .ubj).
+FORMATS_BY_FRAMEWORK: dict[str, tuple[str, ...]] = {
+    "sklearn": ("joblib", "pickle"),
+    "torch": ("torchscript", "torch_export"),
+    "onnx": ("onnx",),
+    "xgboost": ("xgboost_json", "xgboost_ubj"),
+    "lightgbm": ("lightgbm_text",),
+}
+
+
 class Artifact(_Strict):
     path: Annotated[str, Field(min_length=1)]
     sha256: str
-    # sklearn only: "joblib" (also reads pickles written by joblib) or "pickle".
-    format: Literal["joblib", "pickle", "torchscript", "torch_export"] | None = None
+    # The file's format within its framework (FORMATS_BY_FRAMEWORK); optional where the runtime can
+    # tell, e.g. sklearn "joblib" (also reads pickles written by joblib) or "pickle".
+    format: ArtifactFormat | None = None
 
     @field_validator("sha256")
     @classmethod
@@ -171,7 +189,7 @@ class ModelSpec(_Strict):
 
     name: str
     version: str = "1"
-    framework: Literal["sklearn", "torch"]
+    framework: Framework
     artifact: Artifact
     inputs: Annotated[list[TensorSpec], Field(min_length=1)]
     outputs: Annotated[list[OutputSpec], Field(min_length=1)]
@@ -196,6 +214,17 @@ class ModelSpec(_Strict):
             duplicates = sorted({n for n in names if names.count(n) > 1})
             if duplicates:
                 raise ValueError(f"{group} names must be unique, repeated: {duplicates}")
+        fmt = self.artifact.format
+        if fmt is not None and fmt not in FORMATS_BY_FRAMEWORK[self.framework]:
+            raise ValueError(
+                f"artifact.format {fmt!r} is not a {self.framework} format; "
+                f"expected one of {list(FORMATS_BY_FRAMEWORK[self.framework])}"
+            )
+        if self.framework == "onnx":
+            # An ONNX graph names its own outputs; the manifest picks among them, it computes nothing.
+            derived = [o.name for o in self.outputs if o.source != "raw"]
+            if derived:
+                raise ValueError(f"onnx outputs are the graph's own (source: raw); {derived} ask for another source")
         if self.runtime.cuda_graphs and self.framework != "torch":
             raise ValueError(f"runtime.cuda_graphs is for torch models, this one is {self.framework}")
         pre = self.preprocessing

@@ -1,7 +1,7 @@
 """Framework runtimes: load one artifact, run one batch.
 
 A runtime knows nothing of HTTP or batching. Adding a framework (ONNX, XGBoost, ...) is one
-module with a ``load(spec, model_dir, device)`` function and one line in ``_LOADERS``; model.py
+module with a ``load(spec, model_dir, device, max_batch_size)`` function and one line in ``_LOADERS``; model.py
 does not change.
 """
 
@@ -43,10 +43,18 @@ class RuntimeLoader(Protocol):
 _LOADERS: dict[str, str] = {
     "sklearn": "predictor.runtimes.sklearn_runtime",
     "torch": "predictor.runtimes.torch_runtime",
+    "onnx": "predictor.runtimes.onnx_runtime",
+    "xgboost": "predictor.runtimes.xgboost_runtime",
+    "lightgbm": "predictor.runtimes.lightgbm_runtime",
 }
-# What to install when a runtime's packages are missing: torch is an extra of servekit's;
-# scikit-learn and joblib are among its own dependencies (pyproject.toml).
-_INSTALL_HINTS: dict[str, str] = {"torch": "install servekit[torch]"}
+# What to install when a runtime's packages are missing: each framework but scikit-learn is an
+# extra of servekit's; scikit-learn and joblib are among its own dependencies (pyproject.toml).
+_INSTALL_HINTS: dict[str, str] = {
+    "torch": "install servekit[torch]",
+    "onnx": "install servekit[onnx] (or onnxruntime-gpu for the CUDA execution provider)",
+    "xgboost": "install servekit[xgboost]",
+    "lightgbm": "install servekit[lightgbm]",
+}
 _BASE_INSTALL_HINT = "reinstall servekit: scikit-learn and joblib are among its own dependencies"
 
 
