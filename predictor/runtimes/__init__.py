@@ -22,6 +22,13 @@ class RuntimeLoadError(RuntimeError):
     """The artifact could not be turned into a working model (wrong format, missing method, ...)."""
 
 
+def load_failure(exc: BaseException) -> str:
+    """A framework's load error as one line: native libraries (XGBoost, onnxruntime) append a
+    C++ stack trace and multi-line context, which would bury the reason in a start-up message."""
+    text = str(exc).split("Stack trace:")[0]
+    return f"{type(exc).__name__}: {' '.join(text.split())}"
+
+
 class ModelRuntime(Protocol):
     """A loaded model that maps a batch of inputs to the declared outputs."""
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from predictor.modeldir.artifacts import verified_artifact_path
 from predictor.modeldir.spec import ModelSpec
-from predictor.runtimes import RuntimeLoadError, Tensors
+from predictor.runtimes import RuntimeLoadError, Tensors, load_failure
 from predictor.runtimes.classifier_outputs import (
     BoosterTask,
     PredictionKind,
@@ -91,7 +91,7 @@ def load_booster(path: Path) -> tuple[lightgbm.Booster, str]:
     try:
         return lightgbm.Booster(model_str=text), text
     except Exception as exc:  # LightGBMError for a truncated or corrupt file
-        raise RuntimeLoadError(f"cannot load LightGBM artifact {str(path)!r}: {type(exc).__name__}: {exc}") from None
+        raise RuntimeLoadError(f"cannot load LightGBM artifact {str(path)!r}: {load_failure(exc)}") from None
 
 
 def load(spec: ModelSpec, model_dir: Path, device: str | None, max_batch_size: int = 32) -> LightGBMRuntime:

@@ -18,7 +18,7 @@ import onnxruntime as ort
 
 from predictor.modeldir.artifacts import verified_artifact_path
 from predictor.modeldir.spec import DATATYPE_TO_NUMPY, ModelSpec, TensorSpec
-from predictor.runtimes import RuntimeLoadError, Tensors
+from predictor.runtimes import RuntimeLoadError, Tensors, load_failure
 from predictor.runtimes.onnx_providers import (
     ProviderChoice,
     choose_providers,
@@ -107,7 +107,7 @@ def load(spec: ModelSpec, model_dir: Path, device: str | None, max_batch_size: i
             str(path), sess_options=session_options(spec.runtime.threads), providers=choice.providers
         )
     except Exception as exc:  # onnxruntime raises its own Fail / InvalidGraph / InvalidProtobuf
-        raise RuntimeLoadError(f"cannot load ONNX artifact {str(path)!r}: {type(exc).__name__}: {exc}") from None
+        raise RuntimeLoadError(f"cannot load ONNX artifact {str(path)!r}: {load_failure(exc)}") from None
     confirm_providers(choice, session.get_providers())
     check_signature(list(spec.inputs), session.get_inputs(), "input")
     check_signature(list(spec.outputs), session.get_outputs(), "output")

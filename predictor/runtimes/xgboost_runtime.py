@@ -16,7 +16,7 @@ import xgboost
 
 from predictor.modeldir.artifacts import verified_artifact_path
 from predictor.modeldir.spec import ModelSpec
-from predictor.runtimes import RuntimeLoadError, Tensors
+from predictor.runtimes import RuntimeLoadError, Tensors, load_failure
 from predictor.runtimes.classifier_outputs import (
     BoosterTask,
     PredictionKind,
@@ -83,7 +83,7 @@ def load_booster(path: Path, fmt: str | None) -> xgboost.Booster:
     try:
         booster.load_model(bytearray(path.read_bytes()))
     except Exception as exc:  # XGBoostError for a corrupt or foreign file
-        raise RuntimeLoadError(f"cannot load {fmt} artifact {str(path)!r}: {type(exc).__name__}: {exc}") from None
+        raise RuntimeLoadError(f"cannot load {fmt} artifact {str(path)!r}: {load_failure(exc)}") from None
     return booster
 
 
