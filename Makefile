@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# MODEL=iris (scikit-learn, the default) or MODEL=digits (PyTorch)
+# MODEL=iris (scikit-learn, the default), digits (PyTorch), iris-onnx (ONNX), cancer (XGBoost), wine (LightGBM)
 MODEL ?= iris
 HTTP_PORT ?= 8080
 GRPC_PORT ?= 8081
@@ -29,7 +29,7 @@ $(VENV)/bin/activate:
 
 # Stamps: reinstall only when pyproject.toml changes.
 $(VENV)/.serve-installed: pyproject.toml | $(VENV)/bin/activate
-	$(PY) -m pip install -q -e '.[torch]'
+	$(PY) -m pip install -q -e '.[torch,onnx,xgboost,lightgbm,examples]'
 	touch $@
 
 $(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/activate
@@ -42,9 +42,18 @@ models/iris/model.yaml: | $(VENV)/.serve-installed
 models/digits/model.yaml: | $(VENV)/.serve-installed
 	$(PY) -m predictor.examples torch --out models/digits
 
-models: models/iris/model.yaml models/digits/model.yaml ## build both example models from packaged data
+models/iris-onnx/model.yaml: | $(VENV)/.serve-installed
+	$(PY) -m predictor.examples onnx --out models/iris-onnx
 
-serve: $(VENV)/.serve-installed models/$(MODEL)/model.yaml ## serve the example model (MODEL=iris|digits) on :8080 REST, :8081 gRPC
+models/cancer/model.yaml: | $(VENV)/.serve-installed
+	$(PY) -m predictor.examples xgboost --out models/cancer
+
+models/wine/model.yaml: | $(VENV)/.serve-installed
+	$(PY) -m predictor.examples lightgbm --out models/wine
+
+models: models/iris/model.yaml models/digits/model.yaml models/iris-onnx/model.yaml models/cancer/model.yaml models/wine/model.yaml ## build every example model from packaged data
+
+serve: $(VENV)/.serve-installed models/$(MODEL)/model.yaml ## serve an example model (MODEL=iris|digits|iris-onnx|cancer|wine) on :8080 REST, :8081 gRPC
 	$(PY) -m predictor --model_dir models/$(MODEL) --http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT) --log_format text
 
 test-tools: ## the tools the tests use: shellcheck, prometheus, wrk (apt-get when root); actionlint (built with Go)

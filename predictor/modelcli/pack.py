@@ -50,23 +50,27 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    artifact: Path = args.artifact
-    out: Path = args.out
+    spec, signature = pack(args.artifact, args.name, args.out, args.version)
+    _report(args.out, spec, signature)
+    return 0
+
+
+def pack(artifact: Path, name: str, out: Path, version: str = "1") -> tuple[ModelSpec, Signature]:
+    """Make ``out`` a model directory for ``artifact``; a CommandError says why it cannot."""
     detected = detect_file(artifact)
     _check_out(out)
     signature = read_signature(detected, artifact)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.packing-", dir=out.parent))
     try:
-        spec = _write(staging, artifact, detected, signature, args.name, args.version)
+        spec = _write(staging, artifact, detected, signature, name, version)
         spec = _try_out(staging, spec)
         if out.exists():
             out.rmdir()  # _check_out allowed only an empty directory
         staging.rename(out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    _report(out, spec, signature)
-    return 0
+    return spec, signature
 
 
 def detect_file(artifact: Path) -> Detected:
