@@ -16,7 +16,7 @@ from typing import Any
 
 from predictor.modelcli.detect import Detected
 from predictor.modelcli.errors import CommandError
-from predictor.runtimes import RuntimeLoadError, load_failure
+from predictor.runtimes import RuntimeLoadError, install_hint, load_failure
 
 FEATURES = "features"
 
@@ -38,7 +38,7 @@ def read_signature(detected: Detected, path: Path) -> Signature:
     except ImportError as exc:
         raise CommandError(
             f"{path.name} is a {detected.framework} model, but {exc.name} is not installed; "
-            f"install servekit[{detected.framework}]"
+            f"{install_hint(detected.framework)}"
         ) from None
     except RuntimeLoadError as exc:
         raise CommandError(f"{path.name}: {exc}") from None

@@ -65,6 +65,11 @@ _INSTALL_HINTS: dict[str, str] = {
 _BASE_INSTALL_HINT = "reinstall servekit: scikit-learn and joblib are among its own dependencies"
 
 
+def install_hint(framework: str) -> str:
+    """What to install for a framework whose packages are missing."""
+    return _INSTALL_HINTS.get(framework, _BASE_INSTALL_HINT)
+
+
 def load_runtime(
     spec: ModelSpec, model_dir: str | Path, device: str | None = None, *, max_batch_size: int = 32
 ) -> ModelRuntime:
@@ -81,7 +86,7 @@ def load_runtime(
     except ImportError as exc:
         raise RuntimeLoadError(
             f"the {spec.framework} runtime needs a package that is not installed ({exc.name}); "
-            f"{_INSTALL_HINTS.get(spec.framework, _BASE_INSTALL_HINT)}"
+            f"{install_hint(spec.framework)}"
         ) from None
     loader: RuntimeLoader = module.load
     return loader(spec, Path(model_dir), device, max_batch_size)

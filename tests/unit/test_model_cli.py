@@ -17,6 +17,7 @@ import pytest
 from sklearn.datasets import load_diabetes
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
+from predictor import runtimes
 from predictor.modelcli import main as cli
 from predictor.modeldir.artifacts import sha256_of
 from predictor.modeldir.spec import load_spec
@@ -269,3 +270,21 @@ def test_check_refusals(
 def test_args_namespace_carries_run() -> None:
     args = cli.build_parser().parse_args(["check", "dir"])
     assert isinstance(args, argparse.Namespace) and callable(args.run)
+
+
+def test_pack_without_the_framework_names_the_extra(
+    models: dict[str, formats.Trained],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setitem(sys.modules, "xgboost", None)  # import xgboost now fails as where it is not installed
+    monkeypatch.delitem(sys.modules, "predictor.runtimes.xgboost_runtime", raising=False)
+    monkeypatch.delattr(runtimes, "xgboost_runtime", raising=False)  # `from predictor.runtimes import` finds it there
+    code, _, err = run(capsys, "pack", str(models["xgboost"].artifact), "--name", "m", "--out", str(tmp_path / "m"))
+    assert code == 2
+    assert err == (
+        "servekit-model: error: cancer.json is a xgboost model, but xgboost is not installed; "
+        "install servekit[xgboost]\n"
+    )
+    assert not (tmp_path / "m").exists()
