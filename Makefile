@@ -18,7 +18,7 @@ IMAGE_CACHE ?= $(or $(SERVEKIT_IMAGE_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cach
 # `make bench-gpu BENCH_ARGS="--matrix full"` for the GPU benchmark)
 BENCH_ARGS ?=
 
-.PHONY: help serve models test test-tools lint unit integration chart manifests bench bench-gpu soak e2e image images image-archives image-archives-if-tools image-tools clean cluster-build cluster-build-if-go cluster-up cluster-down kserve-reference
+.PHONY: help serve models test test-tools lint unit integration chart manifests bench bench-gpu bench-formats soak e2e image images image-archives image-archives-if-tools image-tools clean cluster-build cluster-build-if-go cluster-up cluster-down kserve-reference
 
 help: ## list the verbs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -107,6 +107,9 @@ bench: $(VENV)/.dev-installed ## throughput/latency against KServe, MLServer and
 
 bench-gpu: $(VENV)/.dev-installed ## GPU benchmark: batching, workers, FP16, CUDA graphs on a transformer (needs a CUDA GPU)
 	$(PY) -m tests.bench --gpu $(BENCH_ARGS)
+
+bench-formats: $(VENV)/.dev-installed ## each model format's runtime against its framework called directly, and served under load
+	$(PY) -m tests.bench --formats $(BENCH_ARGS)
 
 soak: $(VENV)/.dev-installed test-tools ## 60 s at high concurrency against a real server: 0 errors, memory flat (prints the figures)
 	SERVEKIT_SOAK=1 $(VENV)/bin/pytest tests/soak -m soak -s $(PYTEST_ARGS)

@@ -172,7 +172,8 @@ class Runtime(_Strict):
     device: str = "auto"
     # Half precision on GPU only; ignored (with a log line) on the CPU where it is slower.
     half_precision: bool = False
-    # Threads for intra-op parallelism (torch); 0 keeps the framework's default.
+    # Threads for one model call (torch intra-op, onnxruntime intra-op, XGBoost nthread, LightGBM
+    # num_threads); 0 keeps the framework's default, which for the boosters is every core of the node.
     threads: Annotated[int, Field(ge=0)] = 0
     # torch on CUDA: capture the model as CUDA graphs at load, one per batch-size bucket; for models
     # whose rows do not mix (each row's output depends on that row only) and fixed input shapes.
