@@ -140,3 +140,11 @@ def test_a_tampered_artifact_stops_start_up(
     errors = [line for line in result.stderr.splitlines() if line.startswith("predictor: error:")]
     assert len(errors) == 1, result.stderr
     assert f"artifact '{artifact}' has sha256 " in errors[0] and "refusing to load it" in errors[0]
+
+
+def test_v1_predict_answers_the_label(served: tuple[formats.Trained, Server]) -> None:
+    model, server = served
+    rows = model.rows[:20]
+    response = httpx.post(f"{server.url}/v1/models/{model.kind}:predict", json={"instances": rows.tolist()}, timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.json()["predictions"] == model.reference(rows)["label"].tolist()
