@@ -94,6 +94,6 @@ def differences(expected: Tensors, actual: Tensors, atol: float) -> list[str]:
             worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
             problems.append(
                 f"{name}: largest difference {float(diff.max()):.3g} at {list(map(int, worst))} "
-                f"(got {got[worst]!r}, expected {want[worst]!r}; tolerance {atol:g})"
+                f"(got {got[worst].item()!r}, expected {want[worst].item()!r}; tolerance {atol:g})"
             )
     return problems
