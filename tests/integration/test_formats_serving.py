@@ -148,3 +148,16 @@ def test_v1_predict_answers_the_label(served: tuple[formats.Trained, Server]) ->
     response = httpx.post(f"{server.url}/v1/models/{model.kind}:predict", json={"instances": rows.tolist()}, timeout=30)
     assert response.status_code == 200, response.text
     assert response.json()["predictions"] == model.reference(rows)["label"].tolist()
+
+
+def test_a_row_of_the_wrong_width_is_a_400_naming_the_width(served: tuple[formats.Trained, Server]) -> None:
+    model, server = served
+    width = model.rows.shape[1]
+    body = {
+        "inputs": [{"name": model.input_name, "datatype": "FP32", "shape": [1, width + 1], "data": [0.5] * (width + 1)}]
+    }
+    response = httpx.post(f"{server.url}/v2/models/{model.kind}/infer", json=body, timeout=30)
+    assert response.status_code == 400
+    assert response.json()["error"] == (
+        f"input {model.input_name!r}: dimension 1 is {width + 1}, expected {width} (declared shape [-1, {width}])"
+    )
