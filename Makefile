@@ -5,7 +5,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# MODEL=iris (scikit-learn, the default), digits (PyTorch), iris-onnx (ONNX), cancer (XGBoost), wine (LightGBM)
+# MODEL=iris (scikit-learn, the default), digits (PyTorch), iris-onnx (ONNX), cancer (XGBoost), wine (LightGBM),
+# iris-tf (TensorFlow SavedModel; needs the tensorflow extra)
 MODEL ?= iris
 HTTP_PORT ?= 8080
 GRPC_PORT ?= 8081
@@ -51,9 +52,13 @@ models/cancer/model.yaml: | $(VENV)/.serve-installed
 models/wine/model.yaml: | $(VENV)/.serve-installed
 	$(PY) -m predictor.examples lightgbm --out models/wine
 
+# TensorFlow is not in the serve install (about 600 MB): `pip install -e '.[tensorflow]'` first.
+models/iris-tf/model.yaml: | $(VENV)/.serve-installed
+	$(PY) -m predictor.examples tensorflow --out models/iris-tf
+
 models: models/iris/model.yaml models/digits/model.yaml models/iris-onnx/model.yaml models/cancer/model.yaml models/wine/model.yaml ## build every example model from packaged data
 
-serve: $(VENV)/.serve-installed models/$(MODEL)/model.yaml ## serve an example model (MODEL=iris|digits|iris-onnx|cancer|wine) on :8080 REST, :8081 gRPC
+serve: $(VENV)/.serve-installed models/$(MODEL)/model.yaml ## serve an example model (MODEL=iris|digits|iris-onnx|cancer|wine|iris-tf) on :8080 REST, :8081 gRPC
 	$(PY) -m predictor --model_dir models/$(MODEL) --http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT) --log_format text
 
 test-tools: ## the tools the tests use: shellcheck, prometheus, wrk (apt-get when root); actionlint (built with Go)

@@ -1,5 +1,5 @@
-"""``python -m predictor.examples {sklearn,torch,transformer,onnx,xgboost,lightgbm} --out DIR``: write an example
-model directory."""
+"""``python -m predictor.examples KIND --out DIR``: write an example model directory (KIND: sklearn, torch,
+transformer, onnx, xgboost, lightgbm, tensorflow)."""
 
 from __future__ import annotations
 
@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         "onnx": "LogisticRegression on iris as an ONNX graph (model name 'iris-onnx')",
         "xgboost": "XGBClassifier on breast cancer, UBJSON (model name 'cancer')",
         "lightgbm": "LGBMClassifier on wine, text model (model name 'wine')",
+        "tensorflow": "softmax regression on iris, TensorFlow SavedModel (model name 'iris-tf')",
     }
     for kind, text in helps.items():
         fp = sub.add_parser(kind, help=text, description=f"{text}, packed with servekit-model pack.")

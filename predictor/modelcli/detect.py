@@ -16,9 +16,12 @@ HEAD_BYTES = 256
 
 _PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 _TORCH_SUFFIXES = (".pt", ".pt2", ".pth", ".ts")
-_TENSORFLOW_SUFFIXES = (".pb", ".keras", ".h5", ".savedmodel")
+_KERAS_SUFFIXES = (".keras", ".h5")
 # The names each framework saves under, for messages.
-KNOWN = ".onnx (ONNX), .json or .ubj (XGBoost), .txt (LightGBM text), .joblib or .pkl (scikit-learn)"
+KNOWN = (
+    ".onnx (ONNX), .json or .ubj (XGBoost), .txt (LightGBM text), .joblib or .pkl (scikit-learn), "
+    "a SavedModel directory (TensorFlow)"
+)
 
 
 @dataclass(frozen=True)
@@ -42,16 +45,28 @@ def detect(name: str, head: bytes) -> Detected:
         return Detected("onnx", "onnx", ".onnx")
     if suffix in _PICKLE_SUFFIXES:
         return Detected("sklearn", "joblib", ".joblib")
+    if suffix in _KERAS_SUFFIXES:
+        raise CommandError(f"{name} is a Keras file, which is not served: export a SavedModel with model.export(DIR)")
     if suffix in _TORCH_SUFFIXES or head.startswith(b"PK\x03\x04"):
         raise CommandError(
             f"{name} looks like a PyTorch program (TorchScript or torch.export zip): the predictor serves it, but "
             "pack cannot read its input shapes from the file; write model.yaml by hand (README: 'Serve your own model')"
         )
-    if suffix in _TENSORFLOW_SUFFIXES:
-        raise CommandError(f"{name} looks like a TensorFlow/Keras model, which this predictor does not serve yet")
+    if suffix == ".pb":
+        raise CommandError(f"{name} is one file of a TensorFlow SavedModel: pack the directory that holds it")
     if suffix == ".txt":
         raise CommandError(f"{name} is not a LightGBM text model: LightGBM's model files start with 'tree'")
     raise CommandError(f"cannot tell what kind of model {name} is; pack reads {KNOWN}")
+
+
+def detect_directory(name: str, entries: set[str]) -> Detected:
+    """A directory is a TensorFlow SavedModel when it holds ``saved_model.pb``; ``entries`` are its
+    top-level names."""
+    if "saved_model.pb" in entries:
+        return Detected("tensorflow", "saved_model", "")
+    if "saved_model.pbtxt" in entries:
+        raise CommandError(f"{name} holds a text SavedModel (saved_model.pbtxt); save it as binary (saved_model.pb)")
+    raise CommandError(f"{name} is a directory without saved_model.pb; pack takes one model file ({KNOWN})")
 
 
 def _json_like(name: str, head: bytes) -> Detected:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from predictor.modelcli.detect import HEAD_BYTES, KNOWN, Detected, detect
+from predictor.modelcli.detect import HEAD_BYTES, Detected, detect, detect_directory
 from predictor.modelcli.errors import CommandError
 from predictor.modelcli.samples import sample_inputs
 from predictor.modelcli.signature import Signature, read_signature
@@ -33,7 +33,8 @@ def add_parser(subparsers: Any) -> None:
         "pack",
         help="write a model directory (artifact + model.yaml) from a trained model file",
         description=(
-            f"Detect the model's format ({KNOWN}), read its inputs and outputs from the model, copy it into "
+            "Detect the model's format (.onnx, XGBoost .json/.ubj, LightGBM .txt, scikit-learn .joblib/.pkl, a "
+            "TensorFlow SavedModel directory), read its inputs and outputs from the model, copy it into "
             "DIR with a model.yaml that names its sha256, then load DIR as the server would and run sample rows "
             "through it. scikit-learn files are unpickled to read them: pack only files you trust."
         ),
@@ -46,24 +47,34 @@ def add_parser(subparsers: Any) -> None:
         "--out", type=Path, required=True, help="model directory to create (must not exist, or be empty)"
     )
     parser.add_argument("--version", default="1", help="model version in the manifest (default: %(default)s)")
+    parser.add_argument(
+        "--signature", default=None, help="TensorFlow SavedModel: the signature to serve (default: serving_default)"
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    spec, signature = pack(args.artifact, args.name, args.out, args.version)
+    spec, signature = pack(args.artifact, args.name, args.out, args.version, args.signature)
     _report(args.out, spec, signature)
     return 0
 
 
-def pack(artifact: Path, name: str, out: Path, version: str = "1") -> tuple[ModelSpec, Signature]:
+def pack(
+    artifact: Path, name: str, out: Path, version: str = "1", signature_name: str | None = None
+) -> tuple[ModelSpec, Signature]:
     """Make ``out`` a model directory for ``artifact``; a CommandError says why it cannot."""
     detected = detect_file(artifact)
     _check_out(out)
-    signature = read_signature(detected, artifact)
+    if signature_name is not None and detected.framework != "tensorflow":
+        raise CommandError(f"--signature is for TensorFlow SavedModels; {artifact} is a {detected.framework} model")
+    signature = read_signature(detected, artifact, signature_name)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.packing-", dir=out.parent))
     try:
-        spec = _write(staging, artifact, detected, signature, name, version)
+        try:
+            spec = _write(staging, artifact, detected, signature, name, version)
+        except ArtifactError as exc:
+            raise CommandError(str(exc)) from None
         spec = _try_out(staging, spec)
         if out.exists():
             out.rmdir()  # _check_out allowed only an empty directory
@@ -75,7 +86,7 @@ def pack(artifact: Path, name: str, out: Path, version: str = "1") -> tuple[Mode
 
 def detect_file(artifact: Path) -> Detected:
     if artifact.is_dir():
-        raise CommandError(f"{artifact} is a directory; pack takes one model file ({KNOWN})")
+        return detect_directory(str(artifact), {entry.name for entry in artifact.iterdir()})
     try:
         with artifact.open("rb") as stream:
             head = stream.read(HEAD_BYTES)
@@ -95,7 +106,10 @@ def _write(
     staging: Path, artifact: Path, detected: Detected, signature: Signature, name: str, version: str
 ) -> ModelSpec:
     target = staging / f"model{detected.suffix}"
-    shutil.copyfile(artifact, target)
+    if artifact.is_dir():
+        shutil.copytree(artifact, target, symlinks=True)  # a link is refused by the hash, not followed
+    else:
+        shutil.copyfile(artifact, target)
     manifest: dict[str, Any] = {
         "name": name,
         "version": version,
@@ -108,6 +122,8 @@ def _write(
         manifest["labels"] = signature.labels
     if signature.feature_order is not None:
         manifest["preprocessing"] = {"feature_order": signature.feature_order}
+    if signature.runtime:
+        manifest["runtime"] = signature.runtime
     try:
         spec = parse_spec(manifest, "the drafted model.yaml")
     except SpecError as exc:

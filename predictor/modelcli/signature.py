@@ -29,11 +29,14 @@ class Signature:
     labels: list[str] | None = None
     feature_order: list[str] | None = None
     notes: list[str] = field(default_factory=list)
+    runtime: dict[str, Any] = field(default_factory=dict)  # manifest runtime settings the model needs
 
 
-def read_signature(detected: Detected, path: Path) -> Signature:
+def read_signature(detected: Detected, path: Path, signature_name: str | None = None) -> Signature:
     readers = {"onnx": _onnx, "xgboost": _xgboost, "lightgbm": _lightgbm, "sklearn": _sklearn}
     try:
+        if detected.framework == "tensorflow":
+            return _tensorflow(path, signature_name)
         return readers[detected.framework](path, detected)
     except ImportError as exc:
         raise CommandError(
@@ -80,15 +83,18 @@ def onnx_tensor(name: str, onnx_type: str, shape: list[Any], kind: str) -> dict[
     """A graph input or output as a manifest tensor; the first axis must be a free batch axis."""
     from predictor.runtimes.onnx_providers import datatype_of, declared_dims
 
-    datatype = datatype_of(onnx_type, name)
-    dims = declared_dims(shape)
+    hint = "torch.onnx.export dynamic_shapes / dynamic_axes, skl2onnx initial_types [None, F]"
+    return batched_tensor(name, datatype_of(onnx_type, name), declared_dims(shape), f"graph {kind}", hint)
+
+
+def batched_tensor(name: str, datatype: str, dims: list[int], what: str, hint: str) -> dict[str, Any]:
+    """A model's tensor as a manifest tensor, refused unless its first axis is a free batch axis."""
     if not dims:
-        raise CommandError(f"graph {kind} {name!r} is a scalar; served tensors have a batch axis first")
+        raise CommandError(f"{what} {name!r} is a scalar; served tensors have a batch axis first")
     if dims[0] != -1:
         raise CommandError(
-            f"graph {kind} {name!r} has a fixed first dimension {dims[0]} (shape {shape}); the predictor merges "
-            "requests on the first axis: export the graph with a dynamic batch axis "
-            "(torch.onnx.export dynamic_shapes / dynamic_axes, skl2onnx initial_types [None, F])"
+            f"{what} {name!r} has a fixed first dimension {dims[0]} (shape {dims}); the predictor merges "
+            f"requests on the first axis: export it with a free batch axis ({hint})"
         )
     return {"name": name, "datatype": datatype, "shape": dims}
 
@@ -107,6 +113,21 @@ def _onnx(path: Path, _: Detected) -> Signature:
     outputs = [onnx_tensor(o.name, o.type, list(o.shape), "output") for o in session.get_outputs()]
     names = ", ".join(t["name"] for t in inputs)
     return Signature(inputs, outputs, f"ONNX graph: inputs {names}; outputs {', '.join(o['name'] for o in outputs)}")
+
+
+def _tensorflow(path: Path, signature_name: str | None) -> Signature:
+    from predictor.runtimes import tensorflow_runtime as tfr
+
+    function = tfr.signature_of(tfr.load_saved_model(path), signature_name)
+    hint = "tf.TensorSpec([None, ...]) in the signature's input_signature"
+    inputs = [batched_tensor(n, t, d, "signature input", hint) for n, (t, d) in tfr.inputs_of(function).items()]
+    outputs = [batched_tensor(n, t, d, "signature output", hint) for n, (t, d) in tfr.outputs_of(function).items()]
+    chosen = signature_name or tfr.DEFAULT_SIGNATURE
+    summary = (
+        f"TensorFlow SavedModel, signature {chosen}: inputs {', '.join(t['name'] for t in inputs)}; "
+        f"outputs {', '.join(o['name'] for o in outputs)}"
+    )
+    return Signature(inputs, outputs, summary, runtime={"signature": signature_name} if signature_name else {})
 
 
 def _xgboost(path: Path, detected: Detected) -> Signature:

@@ -102,10 +102,11 @@ class OutputSpec(TensorSpec):
     source: OutputSource = "raw"
 
 
-Framework = Literal["sklearn", "torch", "onnx", "xgboost", "lightgbm"]
+Framework = Literal["sklearn", "torch", "onnx", "xgboost", "lightgbm", "tensorflow"]
 ArtifactFormat = Literal[
-    "joblib", "pickle", "torchscript", "torch_export", "onnx", "xgboost_json", "xgboost_ubj", "lightgbm_text"
-]
+    "joblib", "pickle", "torchscript", "torch_export", "onnx", "xgboost_json", "xgboost_ubj", "lightgbm_text",
+    "saved_model",
+]  # fmt: skip
 # Which artifact formats each framework reads; the first is what a missing ``format`` means unless
 # the runtime tells the format from the file (torch: a .pt2 suffix, xgboost: .ubj).
 FORMATS_BY_FRAMEWORK: dict[str, tuple[str, ...]] = {
@@ -114,7 +115,11 @@ FORMATS_BY_FRAMEWORK: dict[str, tuple[str, ...]] = {
     "onnx": ("onnx",),
     "xgboost": ("xgboost_json", "xgboost_ubj"),
     "lightgbm": ("lightgbm_text",),
+    # A SavedModel is a directory: artifact.path names it, its sha256 is its listing's (artifacts.py).
+    "tensorflow": ("saved_model",),
 }
+# Frameworks whose model names its own outputs: the manifest picks among them, it computes none.
+SELF_DESCRIBED = ("onnx", "tensorflow")
 
 
 class Artifact(_Strict):
@@ -178,6 +183,8 @@ class Runtime(_Strict):
     # torch on CUDA: capture the model as CUDA graphs at load, one per batch-size bucket; for models
     # whose rows do not mix (each row's output depends on that row only) and fixed input shapes.
     cuda_graphs: bool = False
+    # tensorflow: the SavedModel signature to serve; unset means "serving_default".
+    signature: Annotated[str, Field(min_length=1)] | None = None
 
     @field_validator("device")
     @classmethod
@@ -221,11 +228,14 @@ class ModelSpec(_Strict):
                 f"artifact.format {fmt!r} is not a {self.framework} format; "
                 f"expected one of {list(FORMATS_BY_FRAMEWORK[self.framework])}"
             )
-        if self.framework == "onnx":
-            # An ONNX graph names its own outputs; the manifest picks among them, it computes nothing.
+        if self.framework in SELF_DESCRIBED:
             derived = [o.name for o in self.outputs if o.source != "raw"]
             if derived:
-                raise ValueError(f"onnx outputs are the graph's own (source: raw); {derived} ask for another source")
+                raise ValueError(
+                    f"{self.framework} outputs are the model's own (source: raw); {derived} ask for another source"
+                )
+        if self.runtime.signature is not None and self.framework != "tensorflow":
+            raise ValueError(f"runtime.signature is for tensorflow models, this one is {self.framework}")
         if self.runtime.cuda_graphs and self.framework != "torch":
             raise ValueError(f"runtime.cuda_graphs is for torch models, this one is {self.framework}")
         pre = self.preprocessing

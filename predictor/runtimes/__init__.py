@@ -53,6 +53,7 @@ _LOADERS: dict[str, str] = {
     "onnx": "predictor.runtimes.onnx_runtime",
     "xgboost": "predictor.runtimes.xgboost_runtime",
     "lightgbm": "predictor.runtimes.lightgbm_runtime",
+    "tensorflow": "predictor.runtimes.tensorflow_runtime",
 }
 # What to install when a runtime's packages are missing: each framework but scikit-learn is an
 # extra of servekit's; scikit-learn and joblib are among its own dependencies (pyproject.toml).
@@ -61,6 +62,7 @@ _INSTALL_HINTS: dict[str, str] = {
     "onnx": "install servekit[onnx] (or onnxruntime-gpu for the CUDA execution provider)",
     "xgboost": "install servekit[xgboost]",
     "lightgbm": "install servekit[lightgbm]",
+    "tensorflow": "install servekit[tensorflow]",
 }
 _BASE_INSTALL_HINT = "reinstall servekit: scikit-learn and joblib are among its own dependencies"
 

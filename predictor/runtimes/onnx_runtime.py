@@ -26,6 +26,7 @@ from predictor.runtimes.onnx_providers import (
     datatype_of,
     declared_dims,
 )
+from predictor.runtimes.signatures import check_declared
 
 logger = logging.getLogger(__name__)
 
@@ -66,29 +67,9 @@ class OnnxRuntime:
 
 
 def check_signature(declared: list[TensorSpec], graph: list[Any], kind: str) -> None:
-    """Every declared tensor must be a graph tensor of the same datatype and a compatible shape."""
-    by_name = {node.name: node for node in graph}
-    for tensor in declared:
-        node = by_name.get(tensor.name)
-        if node is None:
-            raise RuntimeLoadError(
-                f"{kind} {tensor.name!r} is declared in the manifest but the graph's {kind}s are {sorted(by_name)}"
-            )
-        datatype = datatype_of(node.type, node.name)
-        if datatype != tensor.datatype:
-            raise RuntimeLoadError(
-                f"{kind} {tensor.name!r} is declared {tensor.datatype}, the graph has {node.type} ({datatype})"
-            )
-        dims = declared_dims(list(node.shape))
-        clash = len(dims) != len(tensor.shape) or any(g not in (-1, d) for g, d in zip(dims, tensor.shape, strict=True))
-        if clash:
-            raise RuntimeLoadError(
-                f"{kind} {tensor.name!r} is declared with shape {tensor.shape}, the graph has {dims}"
-            )
-    if kind == "input":
-        missing = sorted(set(by_name) - {t.name for t in declared})
-        if missing:
-            raise RuntimeLoadError(f"the graph needs inputs {missing}, which the manifest does not declare")
+    """The manifest's tensors against the graph's (onnxruntime's NodeArg list)."""
+    model = {node.name: (datatype_of(node.type, node.name), declared_dims(list(node.shape))) for node in graph}
+    check_declared(declared, model, kind, "graph")
 
 
 def session_options(threads: int) -> ort.SessionOptions:

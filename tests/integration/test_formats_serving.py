@@ -132,7 +132,9 @@ def test_a_tampered_artifact_stops_start_up(
 ) -> None:
     model_dir = Path(shutil.copytree(packed[kind][1], tmp_path / kind))
     artifact = model_dir / load_spec(model_dir).artifact.path
-    artifact.write_bytes(artifact.read_bytes() + b"\n")  # one byte more: still loadable, not the same model
+    # A SavedModel is a directory: one file in it changes.
+    changed = next((artifact / "variables").glob("variables.data-*")) if artifact.is_dir() else artifact
+    changed.write_bytes(changed.read_bytes() + b"\n")  # one byte more: still loadable, not the same model
     command = [sys.executable, "-m", "predictor", "--model_dir", str(model_dir)]
     command += ["--http_port", str(free_port()), "--grpc_port", str(free_port())]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60, check=False)

@@ -113,7 +113,7 @@ def test_onnx_manifest_must_match_the_graph(trained: dict[str, tuple[Trained, Pa
     ):
         load_runtime(load_spec(model_dir), model_dir)
     _edit_manifest(model_dir, inputs=[{"name": "X", "datatype": "FP64", "shape": [-1, 4]}])
-    with pytest.raises(RuntimeLoadError, match=r"input 'X' is declared FP64, the graph has tensor\(float\) \(FP32\)"):
+    with pytest.raises(RuntimeLoadError, match=r"input 'X' is declared FP64, the graph has FP32"):
         load_runtime(load_spec(model_dir), model_dir)
     _edit_manifest(model_dir, inputs=[{"name": "X", "datatype": "FP32", "shape": [-1, 5]}])
     with pytest.raises(RuntimeLoadError, match=r"input 'X' is declared with shape \[-1, 5\], the graph has \[-1, 4\]"):

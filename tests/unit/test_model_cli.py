@@ -146,7 +146,7 @@ def _refusals(tmp: Path) -> list[tuple[str, Path, list[str], str]]:
     joblib.dump(LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0]), ok)
     return [
         ("missing file", tmp / "nope.onnx", [], "no such file: "),
-        ("a directory", tmp / "full", [], "is a directory; pack takes one model file"),
+        ("a directory", tmp / "full", [], "is a directory without saved_model.pb; pack takes one model file"),
         ("empty file", tmp / "empty.onnx", [], "empty.onnx is empty: there is no model in it"),
         ("unknown format", tmp / "weights.bin", [], "cannot tell what kind of model weights.bin is"),
         ("torch program", tmp / "net.pt2", [], "pack cannot read its input shapes from the file"),
@@ -288,3 +288,27 @@ def test_pack_without_the_framework_names_the_extra(
         "install servekit[xgboost]\n"
     )
     assert not (tmp_path / "m").exists()
+
+
+def test_signature_is_for_saved_models_only(
+    models: dict[str, formats.Trained], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(
+        capsys, "pack", str(models["onnx"].artifact), "--name", "m", "--out", str(tmp_path / "m"), "--signature", "s"
+    )
+    assert code == 2
+    assert "--signature is for TensorFlow SavedModels; " in err and "is a onnx model" in err
+
+
+def test_a_directorys_sha256_is_what_the_shell_pipeline_prints(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "variables").mkdir(parents=True)
+    (tree / "saved_model.pb").write_bytes(b"graph")
+    (tree / "variables" / "variables.index").write_bytes(b"index")
+    (tree / "variables.txt").write_bytes(b"sorts after variables/ bytewise")
+    (tree / "assets").mkdir()
+    shell = subprocess.run(
+        "find . -type f | LC_ALL=C sort | sed 's|^\\./||' | xargs sha256sum | sha256sum",
+        shell=True, cwd=tree, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert sha256_of(tree) == shell.stdout.split()[0]

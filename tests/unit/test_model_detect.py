@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from predictor.modelcli.detect import Detected, detect
+from predictor.modelcli.detect import Detected, detect, detect_directory
 from predictor.modelcli.errors import CommandError
 
 
@@ -36,8 +36,9 @@ def test_detected(name: str, head: bytes, expected: Detected) -> None:
         (
             "saved_model.pb",
             b"\x08\x01",
-            "saved_model.pb looks like a TensorFlow/Keras model, which this predictor does not serve yet",
+            "saved_model.pb is one file of a TensorFlow SavedModel: pack the directory",
         ),
+        ("net.keras", b"PK\x03\x04", "net.keras is a Keras file, which is not served"),
         ("model.bin", b"\x00\x01", "cannot tell what kind of model model.bin is; pack reads .onnx (ONNX)"),
         ("dir.v2/model", b"\x00", "cannot tell what kind of model dir.v2/model is"),
     ],
@@ -46,3 +47,11 @@ def test_refused_with_a_reason(name: str, head: bytes, reason: str) -> None:
     with pytest.raises(CommandError) as info:
         detect(name, head)
     assert str(info.value).startswith(reason), str(info.value)
+
+
+def test_a_directory_is_a_saved_model_or_refused() -> None:
+    assert detect_directory("m", {"saved_model.pb", "variables"}) == Detected("tensorflow", "saved_model", "")
+    with pytest.raises(CommandError, match=r"^m holds a text SavedModel \(saved_model.pbtxt\)"):
+        detect_directory("m", {"saved_model.pbtxt"})
+    with pytest.raises(CommandError, match=r"^m is a directory without saved_model.pb; pack takes one model file"):
+        detect_directory("m", {"weights.bin"})

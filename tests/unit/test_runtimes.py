@@ -308,7 +308,7 @@ def test_unknown_framework_is_refused(built: dict[str, Path]) -> None:
         load_runtime(spec, built["sklearn"])
     assert (
         str(info.value)
-        == "no runtime for framework 'caffe'; known: ['lightgbm', 'onnx', 'sklearn', 'torch', 'xgboost']"
+        == "no runtime for framework 'caffe'; known: ['lightgbm', 'onnx', 'sklearn', 'tensorflow', 'torch', 'xgboost']"
     )
 
 

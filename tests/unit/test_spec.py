@@ -179,6 +179,11 @@ REJECTIONS: list[tuple[str, Mutation, list[str]]] = [
     ("upper-case device", _set("runtime.device", "CUDA"), ["runtime.device", "'CUDA'"]),
     ("negative threads", _set("runtime.threads", -1), ["runtime.threads", "greater than or equal to 0"]),
     (
+        "signature outside tensorflow",
+        _set("runtime.signature", "serving_default"),
+        ["runtime.signature is for tensorflow models, this one is sklearn"],
+    ),
+    (
         "another framework's format",
         _set("artifact.format", "lightgbm_text"),
         ["artifact.format 'lightgbm_text' is not a sklearn format; expected one of ['joblib', 'pickle']"],
@@ -186,7 +191,7 @@ REJECTIONS: list[tuple[str, Mutation, list[str]]] = [
     (
         "onnx output computed by the manifest",
         lambda d: d.update(framework="onnx", artifact={"path": "model.onnx", "sha256": SHA}),
-        ["onnx outputs are the graph's own (source: raw); ['label', 'probabilities'] ask for another source"],
+        ["onnx outputs are the model's own (source: raw); ['label', 'probabilities'] ask for another source"],
     ),
 ]
 
