@@ -112,12 +112,22 @@ def choose_device(requested: str, gpus: int) -> str:
     return f"cuda:{index}"
 
 
+def _set_threads(threads: int) -> None:
+    """TensorFlow fixes its thread pools when it first runs anything; later, only a log line."""
+    if tf.config.threading.get_intra_op_parallelism_threads() == threads:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+    except RuntimeError:
+        logger.warning("runtime.threads %d is ignored: TensorFlow already started its thread pools", threads)
+
+
 def load(spec: ModelSpec, model_dir: Path, device: str | None, max_batch_size: int = 32) -> TensorFlowRuntime:
     """``max_batch_size`` is not needed here: any batch size runs as it comes."""
     target = choose_device(device or spec.runtime.device, len(tf.config.list_physical_devices("GPU")))
     path = verified_artifact_path(model_dir, spec.artifact)
     if spec.runtime.threads:
-        tf.config.threading.set_intra_op_parallelism_threads(spec.runtime.threads)
+        _set_threads(spec.runtime.threads)
     loaded = load_saved_model(path)
     function = signature_of(loaded, spec.runtime.signature)
     check_declared(list(spec.inputs), inputs_of(function), "input", "signature")

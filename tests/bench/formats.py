@@ -33,7 +33,13 @@ from tests.bench import load as loadgen
 from tests.bench.servers import Server, free_ports, post_json, running
 
 REPO = Path(__file__).resolve().parents[2]
-DATA = {"sklearn": load_iris, "onnx": load_iris, "xgboost": load_breast_cancer, "lightgbm": load_wine}
+DATA = {
+    "sklearn": load_iris,
+    "onnx": load_iris,
+    "xgboost": load_breast_cancer,
+    "lightgbm": load_wine,
+    "tensorflow": load_iris,  # this process never imports torch, which cannot share one with TensorFlow
+}
 Direct = Callable[[np.ndarray], dict[str, np.ndarray]]
 
 
@@ -83,6 +89,12 @@ def direct_call(kind: str, model_dir: Path) -> Direct:
             return {"label": (p > 0.5).astype(np.int64), "probabilities": np.stack([1 - p, p], axis=1)}
 
         return xgb
+    if kind == "tensorflow":
+        import tensorflow as tf
+
+        # the runtime, loaded first in this process, has already set TensorFlow's threads
+        function = tf.saved_model.load(str(artifact)).signatures[spec.runtime.signature or "serving_default"]
+        return lambda x: {name: t.numpy() for name, t in function(**{spec.inputs[0].name: tf.constant(x)}).items()}
     import lightgbm
 
     lgb_booster = lightgbm.Booster(model_file=str(artifact))
@@ -178,7 +190,9 @@ def served(
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m tests.bench --formats", description=__doc__.splitlines()[0])
-    p.add_argument("--kinds", default="sklearn,onnx,xgboost,lightgbm", help="formats to measure (default: %(default)s)")
+    p.add_argument(
+        "--kinds", default="sklearn,onnx,xgboost,lightgbm,tensorflow", help="formats to measure (default: %(default)s)"
+    )
     p.add_argument("--calls", type=int, default=2000, help="calls per in-process round (default: %(default)s)")
     p.add_argument(
         "--rounds", type=int, default=5, help="interleaved in-process rounds; the median is kept (default: %(default)s)"
