@@ -52,7 +52,7 @@ models/cancer/model.yaml: | $(VENV)/.serve-installed
 models/wine/model.yaml: | $(VENV)/.serve-installed
 	$(PY) -m predictor.examples lightgbm --out models/wine
 
-# TensorFlow is not in the serve install (about 600 MB): `pip install -e '.[tensorflow]'` first.
+# TensorFlow is not in the serve install (about 1.4 GB installed): `pip install -e '.[tensorflow]'` first.
 models/iris-tf/model.yaml: | $(VENV)/.serve-installed
 	$(PY) -m predictor.examples tensorflow --out models/iris-tf
 
