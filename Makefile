@@ -5,7 +5,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# MODEL=iris (scikit-learn, the default) or MODEL=digits (PyTorch)
+# MODEL=iris (scikit-learn, the default), digits (PyTorch), iris-onnx (ONNX), cancer (XGBoost), wine (LightGBM),
+# iris-tf (TensorFlow SavedModel; needs the tensorflow extra)
 MODEL ?= iris
 HTTP_PORT ?= 8080
 GRPC_PORT ?= 8081
@@ -18,7 +19,7 @@ IMAGE_CACHE ?= $(or $(SERVEKIT_IMAGE_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cach
 # `make bench-gpu BENCH_ARGS="--matrix full"` for the GPU benchmark)
 BENCH_ARGS ?=
 
-.PHONY: help serve models test test-tools lint unit integration chart manifests bench bench-gpu soak e2e image images image-archives image-archives-if-tools image-tools clean cluster-build cluster-build-if-go cluster-up cluster-down kserve-reference
+.PHONY: help serve models test test-tools lint unit integration chart manifests bench bench-gpu bench-formats soak e2e image images image-archives image-archives-if-tools image-tools clean cluster-build cluster-build-if-go cluster-up cluster-down kserve-reference
 
 help: ## list the verbs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,7 +30,7 @@ $(VENV)/bin/activate:
 
 # Stamps: reinstall only when pyproject.toml changes.
 $(VENV)/.serve-installed: pyproject.toml | $(VENV)/bin/activate
-	$(PY) -m pip install -q -e '.[torch]'
+	$(PY) -m pip install -q -e '.[torch,onnx,xgboost,lightgbm,examples]'
 	touch $@
 
 $(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/activate
@@ -42,9 +43,22 @@ models/iris/model.yaml: | $(VENV)/.serve-installed
 models/digits/model.yaml: | $(VENV)/.serve-installed
 	$(PY) -m predictor.examples torch --out models/digits
 
-models: models/iris/model.yaml models/digits/model.yaml ## build both example models from packaged data
+models/iris-onnx/model.yaml: | $(VENV)/.serve-installed
+	$(PY) -m predictor.examples onnx --out models/iris-onnx
 
-serve: $(VENV)/.serve-installed models/$(MODEL)/model.yaml ## serve the example model (MODEL=iris|digits) on :8080 REST, :8081 gRPC
+models/cancer/model.yaml: | $(VENV)/.serve-installed
+	$(PY) -m predictor.examples xgboost --out models/cancer
+
+models/wine/model.yaml: | $(VENV)/.serve-installed
+	$(PY) -m predictor.examples lightgbm --out models/wine
+
+# TensorFlow is not in the serve install (about 1.4 GB installed): `pip install -e '.[tensorflow]'` first.
+models/iris-tf/model.yaml: | $(VENV)/.serve-installed
+	$(PY) -m predictor.examples tensorflow --out models/iris-tf
+
+models: models/iris/model.yaml models/digits/model.yaml models/iris-onnx/model.yaml models/cancer/model.yaml models/wine/model.yaml ## build every example model from packaged data
+
+serve: $(VENV)/.serve-installed models/$(MODEL)/model.yaml ## serve an example model (MODEL=iris|digits|iris-onnx|cancer|wine|iris-tf) on :8080 REST, :8081 gRPC
 	$(PY) -m predictor --model_dir models/$(MODEL) --http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT) --log_format text
 
 test-tools: ## the tools the tests use: shellcheck, prometheus, wrk (apt-get when root); actionlint (built with Go)
@@ -98,6 +112,9 @@ bench: $(VENV)/.dev-installed ## throughput/latency against KServe, MLServer and
 
 bench-gpu: $(VENV)/.dev-installed ## GPU benchmark: batching, workers, FP16, CUDA graphs on a transformer (needs a CUDA GPU)
 	$(PY) -m tests.bench --gpu $(BENCH_ARGS)
+
+bench-formats: $(VENV)/.dev-installed ## each model format's runtime against its framework called directly, and served under load
+	$(PY) -m tests.bench --formats $(BENCH_ARGS)
 
 soak: $(VENV)/.dev-installed test-tools ## 60 s at high concurrency against a real server: 0 errors, memory flat (prints the figures)
 	SERVEKIT_SOAK=1 $(VENV)/bin/pytest tests/soak -m soak -s $(PYTEST_ARGS)

@@ -1,4 +1,5 @@
-"""``python -m predictor.examples {sklearn,torch,transformer} --out DIR``: write an example model directory."""
+"""``python -m predictor.examples KIND --out DIR``: write an example model directory (KIND: sklearn, torch,
+transformer, onnx, xgboost, lightgbm, tensorflow)."""
 
 from __future__ import annotations
 
@@ -36,8 +37,24 @@ def main(argv: list[str] | None = None) -> int:
     tf.add_argument("--layers", type=int, default=4, help="encoder layers (default: %(default)s)")
     tf.add_argument("--width", type=int, default=256, help="model width, d_model (default: %(default)s)")
     tf.add_argument("--length", type=int, default=128, help="tokens per request (default: %(default)s)")
+    from predictor.examples.formats import DEFAULT_NAMES
+
+    helps = {
+        "onnx": "LogisticRegression on iris as an ONNX graph (model name 'iris-onnx')",
+        "xgboost": "XGBClassifier on breast cancer, UBJSON (model name 'cancer')",
+        "lightgbm": "LGBMClassifier on wine, text model (model name 'wine')",
+        "tensorflow": "softmax regression on iris, TensorFlow SavedModel (model name 'iris-tf')",
+    }
+    for kind, text in helps.items():
+        fp = sub.add_parser(kind, help=text, description=f"{text}, packed with servekit-model pack.")
+        fp.add_argument(
+            "--out", type=Path, required=True, help="model directory to write (must not exist, or be empty)"
+        )
+        fp.add_argument("--name", default=DEFAULT_NAMES[kind], help="model name in the manifest (default: %(default)s)")
     args = parser.parse_args(argv)
 
+    if args.kind in helps:
+        return _build_format(args.kind, args.out, args.name)
     if args.kind == "sklearn":
         from predictor.examples import sklearn_iris
 
@@ -60,6 +77,22 @@ def main(argv: list[str] | None = None) -> int:
             except ValueError as exc:
                 parser.error(str(exc))
     print(f"wrote model {spec.name!r} ({spec.framework}) to {args.out}")
+    return 0
+
+
+def _build_format(kind: str, out: Path, name: str) -> int:
+    from predictor.examples import formats
+    from predictor.modelcli.errors import CommandError
+
+    try:
+        spec = formats.build(kind, out, name)
+    except ImportError as exc:
+        print(f"error: the {kind} example needs {exc.name}; install {formats.EXTRAS[kind]}", file=sys.stderr)
+        return 2
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote model {spec.name!r} ({spec.framework}) to {out}")
     return 0
 
 

@@ -92,19 +92,42 @@ OutputSource = Literal["label", "probabilities", "raw"]
 class OutputSpec(TensorSpec):
     """A declared output and what it is computed from.
 
-    ``label``: the predicted class (sklearn ``predict``, torch ``argmax``); ``probabilities``:
-    class probabilities (sklearn ``predict_proba``, torch ``softmax`` of the logits); ``raw``:
-    the model's own output (sklearn ``predict`` for regressors, torch logits).
+    ``label``: the predicted class (sklearn ``predict``, torch ``argmax``, a boosted classifier's
+    most probable class); ``probabilities``: class probabilities (sklearn ``predict_proba``, torch
+    ``softmax`` of the logits, a boosted classifier's predicted probabilities); ``raw``: the model's
+    own output (sklearn ``predict`` for regressors, torch logits, a booster's prediction, and for
+    ONNX the graph output of the same name).
     """
 
     source: OutputSource = "raw"
 
 
+Framework = Literal["sklearn", "torch", "onnx", "xgboost", "lightgbm", "tensorflow"]
+ArtifactFormat = Literal[
+    "joblib", "pickle", "torchscript", "torch_export", "onnx", "xgboost_json", "xgboost_ubj", "lightgbm_text",
+    "saved_model",
+]  # fmt: skip
+# Which artifact formats each framework reads; the first is what a missing ``format`` means unless
+# the runtime tells the format from the file (torch: a .pt2 suffix, xgboost: .ubj).
+FORMATS_BY_FRAMEWORK: dict[str, tuple[str, ...]] = {
+    "sklearn": ("joblib", "pickle"),
+    "torch": ("torchscript", "torch_export"),
+    "onnx": ("onnx",),
+    "xgboost": ("xgboost_json", "xgboost_ubj"),
+    "lightgbm": ("lightgbm_text",),
+    # A SavedModel is a directory: artifact.path names it, its sha256 is its listing's (artifacts.py).
+    "tensorflow": ("saved_model",),
+}
+# Frameworks whose model names its own outputs: the manifest picks among them, it computes none.
+SELF_DESCRIBED = ("onnx", "tensorflow")
+
+
 class Artifact(_Strict):
     path: Annotated[str, Field(min_length=1)]
     sha256: str
-    # sklearn only: "joblib" (also reads pickles written by joblib) or "pickle".
-    format: Literal["joblib", "pickle", "torchscript", "torch_export"] | None = None
+    # The file's format within its framework (FORMATS_BY_FRAMEWORK); optional where the runtime can
+    # tell, e.g. sklearn "joblib" (also reads pickles written by joblib) or "pickle".
+    format: ArtifactFormat | None = None
 
     @field_validator("sha256")
     @classmethod
@@ -154,11 +177,14 @@ class Runtime(_Strict):
     device: str = "auto"
     # Half precision on GPU only; ignored (with a log line) on the CPU where it is slower.
     half_precision: bool = False
-    # Threads for intra-op parallelism (torch); 0 keeps the framework's default.
+    # Threads for one model call (torch intra-op, onnxruntime intra-op, XGBoost nthread, LightGBM
+    # num_threads); 0 keeps the framework's default, which for the boosters is every core of the node.
     threads: Annotated[int, Field(ge=0)] = 0
     # torch on CUDA: capture the model as CUDA graphs at load, one per batch-size bucket; for models
     # whose rows do not mix (each row's output depends on that row only) and fixed input shapes.
     cuda_graphs: bool = False
+    # tensorflow: the SavedModel signature to serve; unset means "serving_default".
+    signature: Annotated[str, Field(min_length=1)] | None = None
 
     @field_validator("device")
     @classmethod
@@ -171,7 +197,7 @@ class ModelSpec(_Strict):
 
     name: str
     version: str = "1"
-    framework: Literal["sklearn", "torch"]
+    framework: Framework
     artifact: Artifact
     inputs: Annotated[list[TensorSpec], Field(min_length=1)]
     outputs: Annotated[list[OutputSpec], Field(min_length=1)]
@@ -196,6 +222,20 @@ class ModelSpec(_Strict):
             duplicates = sorted({n for n in names if names.count(n) > 1})
             if duplicates:
                 raise ValueError(f"{group} names must be unique, repeated: {duplicates}")
+        fmt = self.artifact.format
+        if fmt is not None and fmt not in FORMATS_BY_FRAMEWORK[self.framework]:
+            raise ValueError(
+                f"artifact.format {fmt!r} is not a {self.framework} format; "
+                f"expected one of {list(FORMATS_BY_FRAMEWORK[self.framework])}"
+            )
+        if self.framework in SELF_DESCRIBED:
+            derived = [o.name for o in self.outputs if o.source != "raw"]
+            if derived:
+                raise ValueError(
+                    f"{self.framework} outputs are the model's own (source: raw); {derived} ask for another source"
+                )
+        if self.runtime.signature is not None and self.framework != "tensorflow":
+            raise ValueError(f"runtime.signature is for tensorflow models, this one is {self.framework}")
         if self.runtime.cuda_graphs and self.framework != "torch":
             raise ValueError(f"runtime.cuda_graphs is for torch models, this one is {self.framework}")
         pre = self.preprocessing

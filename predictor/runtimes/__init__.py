@@ -1,7 +1,7 @@
 """Framework runtimes: load one artifact, run one batch.
 
 A runtime knows nothing of HTTP or batching. Adding a framework (ONNX, XGBoost, ...) is one
-module with a ``load(spec, model_dir, device)`` function and one line in ``_LOADERS``; model.py
+module with a ``load(spec, model_dir, device, max_batch_size)`` function and one line in ``_LOADERS``; model.py
 does not change.
 """
 
@@ -20,6 +20,13 @@ Tensors = dict[str, np.ndarray]
 
 class RuntimeLoadError(RuntimeError):
     """The artifact could not be turned into a working model (wrong format, missing method, ...)."""
+
+
+def load_failure(exc: BaseException) -> str:
+    """A framework's load error as one line: native libraries (XGBoost, onnxruntime) append a
+    C++ stack trace and multi-line context, which would bury the reason in a start-up message."""
+    text = str(exc).split("Stack trace:")[0]
+    return f"{type(exc).__name__}: {' '.join(text.split())}"
 
 
 class ModelRuntime(Protocol):
@@ -43,11 +50,26 @@ class RuntimeLoader(Protocol):
 _LOADERS: dict[str, str] = {
     "sklearn": "predictor.runtimes.sklearn_runtime",
     "torch": "predictor.runtimes.torch_runtime",
+    "onnx": "predictor.runtimes.onnx_runtime",
+    "xgboost": "predictor.runtimes.xgboost_runtime",
+    "lightgbm": "predictor.runtimes.lightgbm_runtime",
+    "tensorflow": "predictor.runtimes.tensorflow_runtime",
 }
-# What to install when a runtime's packages are missing: torch is an extra of servekit's;
-# scikit-learn and joblib are among its own dependencies (pyproject.toml).
-_INSTALL_HINTS: dict[str, str] = {"torch": "install servekit[torch]"}
+# What to install when a runtime's packages are missing: each framework but scikit-learn is an
+# extra of servekit's; scikit-learn and joblib are among its own dependencies (pyproject.toml).
+_INSTALL_HINTS: dict[str, str] = {
+    "torch": "install servekit[torch]",
+    "onnx": "install servekit[onnx] (or onnxruntime-gpu for the CUDA execution provider)",
+    "xgboost": "install servekit[xgboost]",
+    "lightgbm": "install servekit[lightgbm]",
+    "tensorflow": "install servekit[tensorflow]",
+}
 _BASE_INSTALL_HINT = "reinstall servekit: scikit-learn and joblib are among its own dependencies"
+
+
+def install_hint(framework: str) -> str:
+    """What to install for a framework whose packages are missing."""
+    return _INSTALL_HINTS.get(framework, _BASE_INSTALL_HINT)
 
 
 def load_runtime(
@@ -66,7 +88,7 @@ def load_runtime(
     except ImportError as exc:
         raise RuntimeLoadError(
             f"the {spec.framework} runtime needs a package that is not installed ({exc.name}); "
-            f"{_INSTALL_HINTS.get(spec.framework, _BASE_INSTALL_HINT)}"
+            f"{install_hint(spec.framework)}"
         ) from None
     loader: RuntimeLoader = module.load
     return loader(spec, Path(model_dir), device, max_batch_size)

@@ -12,7 +12,8 @@ installed, else an asyncio generator): 1x4 FP32 v2 JSON requests on keep-alive c
 127.0.0.1 for a fixed time. Then the predictor with the torch example model, batching on and
 off, at 32 connections; then the predictor on iris with ``--workers 1`` and ``2`` (issue 11),
 checking its request count against the load tool's; then its start-up time for both example
-models. ``--gpu`` runs the GPU benchmark instead (tests/bench/gpu.py).
+models. ``--gpu`` runs the GPU benchmark instead (tests/bench/gpu.py), ``--formats`` the model
+formats' runtimes against their frameworks (tests/bench/formats.py).
 
 Prints progress on stderr and the tables on stdout; writes results/bench-<time>.json and .png.
 Exits 0 when everything ran, whether or not the targets were met (MISSED is printed), 1 when
@@ -128,6 +129,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--gpu",
         action="store_true",
         help="run the GPU benchmark instead (issue 11); it has flags of its own: --gpu --help",
+    )
+    p.add_argument(
+        "--formats",
+        action="store_true",
+        help="run the model formats' benchmark instead (issue 19); flags of its own: --formats --help",
     )
     p.add_argument(
         "--startup-runs",
@@ -661,6 +667,10 @@ def main(argv: list[str] | None = None) -> int:
         from tests.bench import gpu
 
         return gpu.main([a for a in argv if a != "--gpu"])
+    if "--formats" in argv:
+        from tests.bench import formats
+
+        return formats.main([a for a in argv if a != "--formats"])
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     tool = loadgen.pick_tool(args.load_tool)

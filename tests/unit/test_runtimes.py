@@ -264,17 +264,23 @@ def test_half_precision_is_ignored_on_the_cpu(
         (
             "sklearn",
             "torchscript",
-            "scikit-learn artifacts are joblib or pickle files, the manifest says 'torchscript'",
+            "artifact.format 'torchscript' is not a sklearn format; expected one of ['joblib', 'pickle']",
         ),
-        ("torchscript", "joblib", "torch artifacts are 'torchscript' or 'torch_export', the manifest says 'joblib'"),
+        (
+            "torchscript",
+            "joblib",
+            "artifact.format 'joblib' is not a torch format; expected one of ['torchscript', 'torch_export']",
+        ),
+        ("sklearn", "onnx", "artifact.format 'onnx' is not a sklearn format; expected one of ['joblib', 'pickle']"),
     ],
 )
-def test_format_of_another_framework_is_refused(copy_of: Any, kind: str, fmt: str, message: str) -> None:
+def test_format_of_another_framework_is_refused_by_the_manifest(
+    copy_of: Any, kind: str, fmt: str, message: str
+) -> None:
     model_dir = copy_of(kind)
-    spec = _set_artifact(model_dir, format=fmt)
-    with pytest.raises(RuntimeLoadError) as info:
-        load_runtime(spec, model_dir, "cpu")
-    assert str(info.value) == message
+    with pytest.raises(SpecError) as info:
+        _set_artifact(model_dir, format=fmt)
+    assert message in str(info.value)
 
 
 @pytest.mark.parametrize("fmt", TORCH_FORMATS)
@@ -289,17 +295,32 @@ def test_torch_format_follows_the_file_suffix_when_not_given(copy_of: Any, fmt: 
 
 def test_unknown_format_is_refused_by_the_manifest(copy_of: Any) -> None:
     model_dir = copy_of("sklearn")
-    text = (model_dir / "model.yaml").read_text().replace("format: joblib", "format: onnx")
+    text = (model_dir / "model.yaml").read_text().replace("format: joblib", "format: safetensors")
     (model_dir / "model.yaml").write_text(text)
     with pytest.raises(SpecError, match=r"artifact\.format: "):
         load_spec(model_dir)
 
 
 def test_unknown_framework_is_refused(built: dict[str, Path]) -> None:
-    spec = load_spec(built["sklearn"]).model_copy(update={"framework": "onnx"})
+    # model_copy skips validation: a framework the manifest would refuse reaches the loader.
+    spec = load_spec(built["sklearn"]).model_copy(update={"framework": "caffe"})
     with pytest.raises(RuntimeLoadError) as info:
         load_runtime(spec, built["sklearn"])
-    assert str(info.value) == "no runtime for framework 'onnx'; known: ['sklearn', 'torch']"
+    assert (
+        str(info.value)
+        == "no runtime for framework 'caffe'; known: ['lightgbm', 'onnx', 'sklearn', 'tensorflow', 'torch', 'xgboost']"
+    )
+
+
+def test_every_manifest_framework_has_a_runtime_and_an_install_hint() -> None:
+    from typing import get_args
+
+    from predictor import runtimes
+    from predictor.modeldir.spec import FORMATS_BY_FRAMEWORK, Framework
+
+    frameworks = set(get_args(Framework))
+    assert set(runtimes._LOADERS) == frameworks == set(FORMATS_BY_FRAMEWORK)
+    assert set(runtimes._INSTALL_HINTS) == frameworks - {"sklearn"}  # sklearn is a base dependency
 
 
 def test_torch_model_without_torch_installed(built: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:

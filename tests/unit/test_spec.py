@@ -178,6 +178,21 @@ REJECTIONS: list[tuple[str, Mutation, list[str]]] = [
     ("bad device index", _set("runtime.device", "cuda:x"), ["runtime.device", "'cuda:x'"]),
     ("upper-case device", _set("runtime.device", "CUDA"), ["runtime.device", "'CUDA'"]),
     ("negative threads", _set("runtime.threads", -1), ["runtime.threads", "greater than or equal to 0"]),
+    (
+        "signature outside tensorflow",
+        _set("runtime.signature", "serving_default"),
+        ["runtime.signature is for tensorflow models, this one is sklearn"],
+    ),
+    (
+        "another framework's format",
+        _set("artifact.format", "lightgbm_text"),
+        ["artifact.format 'lightgbm_text' is not a sklearn format; expected one of ['joblib', 'pickle']"],
+    ),
+    (
+        "onnx output computed by the manifest",
+        lambda d: d.update(framework="onnx", artifact={"path": "model.onnx", "sha256": SHA}),
+        ["onnx outputs are the model's own (source: raw); ['label', 'probabilities'] ask for another source"],
+    ),
 ]
 
 
@@ -193,7 +208,7 @@ def test_rule_rejects_with_a_precise_message(manifest: dict[str, Any], mutate: M
 LITERALS: list[tuple[str, Mutation, str, str]] = [
     ("datatype", _set("inputs.0.datatype", "FLOAT32"), "inputs.0.datatype", "FLOAT32"),
     ("framework", _set("framework", "pytorch"), "framework", "pytorch"),
-    ("artifact format", _set("artifact.format", "onnx"), "artifact.format", "onnx"),
+    ("artifact format", _set("artifact.format", "safetensors"), "artifact.format", "safetensors"),
     ("output source", _set("outputs.1.source", "logits"), "outputs.1.source", "logits"),
     ("cast", _set("preprocessing.cast", "float32"), "preprocessing.cast", "float32"),
 ]
@@ -292,7 +307,7 @@ def test_non_mapping_names_the_file_and_what_it_got(tmp_path: Path, text: str, k
 
 
 def test_validation_errors_name_the_file(tmp_path: Path, manifest: dict[str, Any]) -> None:
-    manifest["framework"] = "onnx"
+    manifest["framework"] = "caffe"
     (tmp_path / MANIFEST_NAME).write_text(yaml.safe_dump(manifest), encoding="utf-8")
     with pytest.raises(SpecError, match="^" + re.escape(f"{tmp_path / MANIFEST_NAME}: framework: ")):
         load_spec(tmp_path)
