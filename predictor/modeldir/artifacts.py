@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from predictor.modeldir.spec import Artifact
+from predictor.modeldir.spec import HashedFile
 
 _CHUNK = 1 << 20
 
@@ -26,21 +26,23 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verified_artifact_path(model_dir: str | Path, artifact: Artifact) -> Path:
-    """The artifact's path, after checking that it exists, stays inside model_dir and hashes right."""
+def verified_artifact_path(model_dir: str | Path, artifact: HashedFile, what: str = "artifact") -> Path:
+    """The file's path, after checking that it exists, stays inside model_dir and hashes right.
+
+    ``what`` names the file in errors: the artifact, or another hashed file such as the profile.
+    """
     root = Path(model_dir).resolve()
     path = (root / artifact.path).resolve()
     if not path.is_relative_to(root):
-        raise ArtifactError(f"artifact {artifact.path!r} resolves outside the model directory {str(root)!r}")
+        raise ArtifactError(f"{what} {artifact.path!r} resolves outside the model directory {str(root)!r}")
     if not path.is_file():
-        raise ArtifactError(f"artifact {artifact.path!r} not found in model directory {str(root)!r}")
+        raise ArtifactError(f"{what} {artifact.path!r} not found in model directory {str(root)!r}")
     try:
         actual = sha256_of(path)
     except OSError as exc:
-        raise ArtifactError(f"cannot read artifact {str(path)!r}: {exc.strerror}") from None
+        raise ArtifactError(f"cannot read {what} {str(path)!r}: {exc.strerror}") from None
     if actual != artifact.sha256:
         raise ArtifactError(
-            f"artifact {str(path)!r} has sha256 {actual}, but the manifest expects {artifact.sha256}; "
-            "refusing to load it"
+            f"{what} {str(path)!r} has sha256 {actual}, but the manifest expects {artifact.sha256}; refusing to load it"
         )
     return path

@@ -100,11 +100,11 @@ class OutputSpec(TensorSpec):
     source: OutputSource = "raw"
 
 
-class Artifact(_Strict):
+class HashedFile(_Strict):
+    """A file of the model directory whose sha256 the manifest names; checked before it is read."""
+
     path: Annotated[str, Field(min_length=1)]
     sha256: str
-    # sklearn only: "joblib" (also reads pickles written by joblib) or "pickle".
-    format: Literal["joblib", "pickle", "torchscript", "torch_export"] | None = None
 
     @field_validator("sha256")
     @classmethod
@@ -121,6 +121,11 @@ class Artifact(_Strict):
         if Path(value).is_absolute() or ".." in Path(value).parts:
             raise ValueError(f"artifact path must be relative to the model directory, got {value!r}")
         return value
+
+
+class Artifact(HashedFile):
+    # sklearn only: "joblib" (also reads pickles written by joblib) or "pickle".
+    format: Literal["joblib", "pickle", "torchscript", "torch_export"] | None = None
 
 
 class Scaling(_Strict):
@@ -175,8 +180,10 @@ class ModelSpec(_Strict):
     artifact: Artifact
     inputs: Annotated[list[TensorSpec], Field(min_length=1)]
     outputs: Annotated[list[OutputSpec], Field(min_length=1)]
-    # Class names, index-aligned with the model's classes; used only for documentation and v1 answers.
+    # Class names, index-aligned with the model's classes; they name the classes in the prediction metrics.
     labels: list[str] | None = None
+    # The inputs' reference distributions (`servekit-model profile`), for the drift gauges.
+    profile: HashedFile | None = None
     preprocessing: Preprocessing = Preprocessing()
     runtime: Runtime = Runtime()
 
