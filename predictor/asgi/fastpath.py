@@ -98,7 +98,7 @@ class LeanInferApp:
             raise HTTPError(400, str(exc)) from None
         model_start = time.perf_counter()
         try:
-            results = await self.model.infer_arrays(inputs)
+            results = await self.model.infer_arrays(inputs, request.request_id)
         except _ANSWERED as exc:
             raise _as_http_error(exc) from None
         self._predict_seconds.observe(time.perf_counter() - model_start)

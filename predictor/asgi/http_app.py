@@ -4,6 +4,7 @@
     BearerAuthApp     with --auth_token_file: 401 unless open (health, readiness, metrics) or authenticated
     BodyLimitApp      413 past --max_body_bytes, before the body is read whole
     ModelVersionApp   the protocol's versioned paths served for the model's own version
+    FeedbackApp       with --monitoring: POST /v2/models/<model>/feedback (ground truth)
     LeanInferApp      with --fast_path: this model's v2 REST infer, answered without FastAPI
     FormAsJsonApp     curl's form type read as JSON on KServe's v2 route
     KServe's app      everything else: health, metadata, v1, the v2 route with --no-fast_path
@@ -31,6 +32,10 @@ def build(kserve_app: ASGIApp, model: ServingModel, settings: PredictorSettings,
     app: ASGIApp = FormAsJsonApp(kserve_app)
     if settings.fast_path:
         app = LeanInferApp(app, model)
+    if model.monitor is not None:
+        from predictor.monitoring.feedback_app import FeedbackApp
+
+        app = FeedbackApp(app, model.name, model.monitor)
     app = ModelVersionApp(app, model.name, model.spec.version)
     app = BodyLimitApp(app, settings.max_body_bytes)
     if tokens is not None:
