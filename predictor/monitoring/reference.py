@@ -71,8 +71,10 @@ def feature_reference(values: np.ndarray, bins: int = DEFAULT_BINS) -> FeatureRe
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         raise ProfileError("a feature has no finite value in the data")
-    cuts = np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1])
-    edges = np.unique(cuts)  # ties (few distinct values) merge bins
+    # Cut at values the data has (not between them): a feature of few distinct values then gets
+    # one bin per value instead of empty bins between them; ties merge bins.
+    cuts = np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1], method="inverted_cdf")
+    edges = np.unique(cuts)
     shares = bin_counts(edges, finite) / finite.size
     return FeatureReference(edges, shares, float(finite.mean()), float(finite.std()))
 

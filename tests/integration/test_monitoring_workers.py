@@ -1,0 +1,87 @@
+"""Monitoring with ``--workers 2``: feedback reaches whichever worker the kernel picks, and still joins.
+
+Answers are kept pod-wide (answers.SharedAnswers), so a feedback call answered by the worker that
+did not serve the inference finds the answer; which worker served each call is read from /proc.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.integration import processes
+from tests.support import monitoring_models
+from tests.support.models import run_server
+from tests.support.monitoring_models import LABELS, gaussian_rows
+from tests.support.server import Server
+
+MODEL = "gauss-classifier"
+CALLS = 24  # the odds that no feedback lands on the other worker than its inference: 2**-24
+
+
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    model = monitoring_models.build(tmp_path_factory.mktemp("models") / "classifier", "classifier")
+    yield from run_server(tmp_path_factory, Server(model, MODEL, args=["--workers", "2"]))
+
+
+def call(server: Server, method: str, path: str, body: object, pids: list[int], request_id: str = "") -> tuple:
+    """One request on a fresh connection (so the kernel picks a worker anew): status, JSON, worker pid."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=10)
+    try:
+        headers = {"Content-Type": "application/json", **({"x-request-id": request_id} if request_id else {})}
+        conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        owner = processes.server_side_owner(server.http_port, conn.sock.getsockname()[1], pids)
+        return response.status, data, owner
+    finally:
+        conn.close()
+
+
+def test_feedback_joins_across_workers_with_exact_counts_and_accuracy(two_workers: Server) -> None:
+    assert two_workers.process is not None
+    pids = processes.children(two_workers.process.pid)
+    assert len(pids) == 2, pids
+    rows = gaussian_rows(2 * CALLS, seed=71)
+    answered_by, predicted = {}, {}
+    for i in range(CALLS):
+        body = {
+            "inputs": [
+                {"name": "x", "datatype": "FP32", "shape": [2, 4], "data": rows[2 * i : 2 * i + 2].ravel().tolist()}
+            ]
+        }
+        status, data, owner = call(two_workers, "POST", f"/v2/models/{MODEL}/infer", body, pids, f"w-{i}")
+        assert status == 200, data
+        answered_by[f"w-{i}"], predicted[f"w-{i}"] = owner, json.loads(data)["outputs"][0]["data"]
+
+    crossed = 0
+    for i, (request_id, labels) in enumerate(predicted.items()):
+        truth = [LABELS[label] for label in labels]
+        if i % 3 == 0:  # every third answer's first row is called wrong
+            truth[0] = LABELS[(labels[0] + 1) % 3]
+        body = {"id": request_id, "outputs": [{"name": "label", "datatype": "BYTES", "shape": [2], "data": truth}]}
+        status, data, owner = call(two_workers, "POST", f"/v2/models/{MODEL}/feedback", body, pids)
+        assert status == 200, data
+        crossed += owner is not None and owner != answered_by[request_id]
+    assert crossed > 0, "every feedback reached the worker that answered; the pod-wide store was not tested"
+    assert json.loads(data)["live_accuracy"] == pytest.approx((2 * CALLS - CALLS // 3) / (2 * CALLS))
+
+    _, text, _ = call(two_workers, "GET", "/metrics", None, pids)
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text.decode())
+        for s in family.samples
+    }
+    counted = sum(
+        value
+        for (name, labels), value in samples.items()
+        if name == "servekit_predictions_total" and dict(labels)["model"] == MODEL
+    )
+    assert counted == 2 * CALLS  # both workers' counts, each once
+    accuracy = samples[("servekit_live_accuracy", (("model", MODEL),))]
+    assert accuracy == pytest.approx((2 * CALLS - CALLS // 3) / (2 * CALLS))
