@@ -119,10 +119,12 @@ class ModelMonitor:
         self._accuracy = LIVE_ACCURACY.labels(model)
 
     def start(self) -> None:
+        self.predictions.start()
         if self.drift is not None:
             self.drift.start()
 
     def stop(self) -> None:
+        self.predictions.stop()
         if self.drift is not None:
             self.drift.stop()
 

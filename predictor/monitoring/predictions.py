@@ -1,8 +1,12 @@
 """What the model answered: predicted classes counted, probabilities and regression values in histograms.
 
-Counted once per model call (a merged batch), in the batcher's thread, with numpy doing the work:
-``np.unique`` for the classes, ``np.searchsorted`` + ``np.bincount`` for histogram buckets, so the
-Python work per call is one step per class or bucket, never per row.
+Tallied once per model call (a merged batch), in the batcher's thread, into plain accumulators:
+a call of at most ``SMALL`` values in Python (numpy's few microseconds per call would dominate a
+single row), a larger one with numpy (``np.bincount`` of the classes, ``np.searchsorted`` +
+``np.bincount`` for the buckets). A thread adds the accumulated deltas to the Prometheus children
+every ``PUBLISH_S``: one increment per class or bucket per period instead of several per call
+(each increment takes a lock, and in multiprocess mode writes a memory-mapped file). /metrics
+therefore lags the answers by at most ``PUBLISH_S``.
 
 Which output gets which metric follows its ``source`` in the manifest:
 
@@ -17,6 +21,9 @@ Which output gets which metric follows its ``source`` in the manifest:
 
 from __future__ import annotations
 
+import threading
+from bisect import bisect_left
+from collections import Counter as Tally
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +32,9 @@ from prometheus_client import Counter, Histogram
 
 from predictor.modeldir.spec import ModelSpec, OutputSpec
 
+# Up to this many values in a call, plain Python counts faster than numpy's per-call overhead.
+SMALL = 64
+PUBLISH_S = 0.5
 PREDICTIONS = Counter(
     "servekit_predictions", "Predicted rows, by output and predicted class.", ["model", "output", "label"]
 )
@@ -66,61 +76,140 @@ class LabelNames:
 
 
 def observe_many(child: Any, values: np.ndarray) -> None:
-    """``child.observe(v)`` for every value, with one increment per bucket instead of per value.
+    """``child.observe(v)`` for every value, with one increment per bucket instead of per value."""
+    columns = HistogramColumns([child])
+    columns.observe(values.reshape(-1, 1))
+    columns.publish()
+
+
+class HistogramColumns:
+    """Histogram children of one bucket layout, one per column of a (rows, columns) array.
 
     prometheus_client's Histogram keeps one (non-cumulative) count per upper bound and a sum; a
-    value goes to the first bound it does not exceed, which is what ``searchsorted(side="left")``
-    finds. Works for single-process and multiprocess values alike (both offer ``inc``).
+    value goes to the first bound it does not exceed, which ``bisect_left`` and
+    ``searchsorted(side="left")`` find. ``observe`` only tallies (the caller holds the lock that
+    ``publish`` takes); ``publish`` adds the tallies to the children, whose values (single-process
+    or multiprocess) both offer ``inc``.
     """
-    if values.size == 0:
-        return
-    bounds = child._upper_bounds
-    counts = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds))
-    for index in np.flatnonzero(counts):
-        child._buckets[index].inc(int(counts[index]))
-    child._sum.inc(float(values.sum()))
+
+    def __init__(self, children: list[Any]) -> None:
+        self.children = children
+        self._bounds_list = [float(b) for b in children[0]._upper_bounds]
+        self._bounds = np.asarray(self._bounds_list, dtype=np.float64)
+        self._width = len(self._bounds_list)
+        self._offsets = np.arange(len(children)) * self._width
+        self._buckets = [child._buckets[b] for child in children for b in range(self._width)]
+        self._sums = [child._sum for child in children]
+        self._counts = [0] * len(self._buckets)
+        self._totals = [0.0] * len(children)
+
+    def observe(self, values: np.ndarray) -> None:
+        if values.size == 0:
+            return
+        counts, totals, width = self._counts, self._totals, self._width
+        if values.size <= SMALL:
+            for row in values.tolist():
+                for column, value in enumerate(row):
+                    counts[column * width + bisect_left(self._bounds_list, value)] += 1
+                    totals[column] += value
+            return
+        cells = np.searchsorted(self._bounds, values, side="left") + self._offsets
+        tally = np.bincount(cells.ravel(), minlength=len(counts))
+        for index in np.flatnonzero(tally).tolist():
+            counts[index] += int(tally[index])
+        for column, value in enumerate(values.sum(axis=0).tolist()):
+            totals[column] += value
+
+    def publish(self) -> None:
+        for index, count in enumerate(self._counts):
+            if count:
+                self._buckets[index].inc(count)
+                self._counts[index] = 0
+        for column, total in enumerate(self._totals):
+            if total:
+                self._sums[column].inc(total)
+                self._totals[column] = 0.0
 
 
 class PredictionMetrics:
-    """The prediction metrics of one model, its children bound as they first appear."""
+    """The prediction metrics of one model: tallied per call, published by a thread (see above)."""
 
     def __init__(self, model: str, spec: ModelSpec) -> None:
         self.model = model
         self.names = LabelNames(spec.labels)
         self._labels = [o.name for o in spec.outputs if o.source == "label"]
-        self._probabilities = [o.name for o in spec.outputs if o.source == "probabilities"]
-        self._values = [o.name for o in spec.outputs if o.source == "raw" and _one_per_row(o)]
         self._counters: dict[tuple[str, Any], Counter] = {}
-        self._probability_children: dict[tuple[str, int], Any] = {}
-        self._value_children = {name: VALUES.labels(model, name) for name in self._values}
+        self._classes: dict[tuple[str, Any], int] = {}
+        self._probabilities = {
+            o.name: HistogramColumns(
+                [PROBABILITIES.labels(model, o.name, self.names.name(c)) for c in range(_columns(o))]
+            )
+            for o in spec.outputs
+            if o.source == "probabilities" and _columns(o) > 0
+        }
+        self._values = {
+            o.name: HistogramColumns([VALUES.labels(model, o.name)])
+            for o in spec.outputs
+            if o.source == "raw" and _one_per_row(o)
+        }
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
 
     def observe(self, outputs: dict[str, np.ndarray]) -> None:
         """One model call's outputs (every declared output, rows on the first axis)."""
-        for name in self._labels:
-            self._count_classes(name, outputs[name])
-        for name in self._probabilities:
-            self._observe_probabilities(name, outputs[name])
-        for name in self._values:
-            observe_many(self._value_children[name], np.asarray(outputs[name], dtype=np.float64).reshape(-1))
+        with self._lock:
+            for name in self._labels:
+                self._tally_classes(name, outputs[name])
+            for name, columns in self._probabilities.items():
+                array = outputs[name]
+                columns.observe(array.reshape(array.shape[0], -1))
+            for name, column in self._values.items():
+                column.observe(outputs[name].reshape(-1, 1))
 
-    def _count_classes(self, output: str, classes: np.ndarray) -> None:
-        distinct, counts = np.unique(classes.reshape(-1), return_counts=True)
-        for value, count in zip(distinct.tolist(), counts.tolist(), strict=True):
-            counter = self._counters.get((output, value))
+    def publish(self) -> None:
+        """Add what was tallied since the last call to the Prometheus children."""
+        with self._lock:
+            classes, self._classes = self._classes, {}
+            for histogram in (*self._probabilities.values(), *self._values.values()):
+                histogram.publish()
+        for key, count in classes.items():
+            counter = self._counters.get(key)
             if counter is None:
-                counter = self._counters[(output, value)] = PREDICTIONS.labels(
-                    self.model, output, self.names.name(value)
-                )
+                output, value = key
+                counter = self._counters[key] = PREDICTIONS.labels(self.model, output, self.names.name(value))
             counter.inc(count)
 
-    def _observe_probabilities(self, output: str, probabilities: np.ndarray) -> None:
-        columns = probabilities.reshape(probabilities.shape[0], -1).astype(np.float64, copy=False)
-        for column in range(columns.shape[1]):
-            child = self._probability_children.get((output, column))
-            if child is None:
-                child = PROBABILITIES.labels(self.model, output, self.names.name(column))
-                self._probability_children[(output, column)] = child
-            observe_many(child, columns[:, column])
+    def start(self) -> None:
+        threading.Thread(target=self._publish_forever, name=f"predictions-{self.model}", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.publish()
+
+    def _publish_forever(self) -> None:
+        while not self._stopped.wait(PUBLISH_S):
+            self.publish()
+
+    def _tally_classes(self, output: str, classes: np.ndarray) -> None:
+        flat = classes.reshape(-1)
+        if flat.size <= SMALL:
+            pairs: Any = Tally(flat.tolist()).items()
+        elif flat.dtype.kind in "iu" and flat.min() >= 0 and flat.max() < 4096:
+            counts = np.bincount(flat)  # class indices: much cheaper than sorting for unique
+            distinct = np.flatnonzero(counts)
+            pairs = zip(distinct.tolist(), counts[distinct].tolist(), strict=True)
+        else:
+            values, value_counts = np.unique(flat, return_counts=True)
+            pairs = zip(values.tolist(), value_counts.tolist(), strict=True)
+        tallies = self._classes
+        for value, count in pairs:
+            key = (output, value)
+            tallies[key] = tallies.get(key, 0) + count
+
+
+def _columns(output: OutputSpec) -> int:
+    """Classes of a [-1, K] probabilities output; 0 when K is not fixed."""
+    return output.shape[1] if len(output.shape) == 2 and output.shape[1] > 0 else 0
 
 
 def _one_per_row(output: OutputSpec) -> bool:

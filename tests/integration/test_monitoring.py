@@ -119,8 +119,15 @@ def test_every_predicted_row_is_counted_under_its_label_on_every_route(classifie
         answered += v2_infer(classifier, rows[start : start + 25])
     answered += v1_infer(classifier, rows[100:150], "count-v1")
     answered += grpc_infer(classifier, rows[150:200], "count-grpc")
-    after = scrape(classifier)
 
+    def total_predictions() -> float:
+        samples = scrape(classifier)
+        return sum(v for (name, labels), v in samples.items() if name == "servekit_predictions_total")
+
+    # Published every 0.5 s: wait until all 200 rows are in, then check where each went.
+    total_before = sum(v for (name, _), v in before.items() if name == "servekit_predictions_total")
+    wait_for(total_predictions, total_before + 200)
+    after = scrape(classifier)
     expected = Counter(LABELS[int(str(label))] for label in answered)
     assert len(expected) == 3, expected  # the traffic reaches every class, so each count is tested
     for label in LABELS:
@@ -237,4 +244,4 @@ def test_a_regressor_reports_its_mean_absolute_error_and_its_values(regressor: S
     assert response.json()["live_mean_absolute_error"] == pytest.approx(3.5 / 4)
     samples = scrape(regressor)
     assert metric(samples, "servekit_live_accuracy", model=REGRESSOR) == pytest.approx(3.5 / 4)
-    assert metric(samples, "servekit_prediction_value_count", model=REGRESSOR, output="y") == 8
+    wait_for(lambda: metric(scrape(regressor), "servekit_prediction_value_count", model=REGRESSOR, output="y"), 8)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -43,6 +44,23 @@ def call(server: Server, method: str, path: str, body: object, pids: list[int], 
         conn.close()
 
 
+def scrape(server: Server, pids: list[int]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    _, text, _ = call(server, "GET", "/metrics", None, pids)
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text.decode())
+        for s in family.samples
+    }
+
+
+def predictions_total(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> float:
+    return sum(
+        value
+        for (name, labels), value in samples.items()
+        if name == "servekit_predictions_total" and dict(labels)["model"] == MODEL
+    )
+
+
 def test_feedback_joins_across_workers_with_exact_counts_and_accuracy(two_workers: Server) -> None:
     assert two_workers.process is not None
     pids = processes.children(two_workers.process.pid)
@@ -71,17 +89,11 @@ def test_feedback_joins_across_workers_with_exact_counts_and_accuracy(two_worker
     assert crossed > 0, "every feedback reached the worker that answered; the pod-wide store was not tested"
     assert json.loads(data)["live_accuracy"] == pytest.approx((2 * CALLS - CALLS // 3) / (2 * CALLS))
 
-    _, text, _ = call(two_workers, "GET", "/metrics", None, pids)
-    samples = {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text.decode())
-        for s in family.samples
-    }
-    counted = sum(
-        value
-        for (name, labels), value in samples.items()
-        if name == "servekit_predictions_total" and dict(labels)["model"] == MODEL
-    )
-    assert counted == 2 * CALLS  # both workers' counts, each once
+    # Both workers' counts, each once (published every 0.5 s: the scrape is retried until all are in).
+    deadline = time.monotonic() + 20
+    while (counted := predictions_total(scrape(two_workers, pids))) != 2 * CALLS:
+        assert counted < 2 * CALLS and time.monotonic() < deadline, counted
+        time.sleep(0.05)
+    samples = scrape(two_workers, pids)
     accuracy = samples[("servekit_live_accuracy", (("model", MODEL),))]
     assert accuracy == pytest.approx((2 * CALLS - CALLS // 3) / (2 * CALLS))

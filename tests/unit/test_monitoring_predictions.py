@@ -64,16 +64,22 @@ def test_a_model_call_counts_every_predicted_row_under_its_label() -> None:
     metrics = PredictionMetrics("unit-predictions", classifier_spec("unit-predictions"))
     metrics.observe({"label": np.array([1, 0, 1, 1]), "p": np.array([[0.2, 0.8]] * 4, dtype=np.float32)})
     metrics.observe({"label": np.array([0]), "p": np.array([[0.9, 0.1]], dtype=np.float32)})
+    big = np.array([0, 1] * 50)  # past SMALL: counted with numpy
+    metrics.observe({"label": big, "p": np.tile(np.array([[0.95, 0.05]], dtype=np.float32), (100, 1))})
+    assert REGISTRY.get_sample_value("servekit_predictions_total", {"model": "unit-predictions"}) is None
+    metrics.publish()
 
     def value(name: str, **labels: str) -> float | None:
         return REGISTRY.get_sample_value(name, {"model": "unit-predictions", **labels})
 
-    assert value("servekit_predictions_total", output="label", label="yes") == 3
-    assert value("servekit_predictions_total", output="label", label="no") == 2
-    assert value("servekit_prediction_probability_count", output="p", label="yes") == 5
+    assert value("servekit_predictions_total", output="label", label="yes") == 53
+    assert value("servekit_predictions_total", output="label", label="no") == 52
+    assert value("servekit_prediction_probability_count", output="p", label="yes") == 105
+    assert value("servekit_prediction_probability_sum", output="p", label="no") == pytest.approx(0.2 * 4 + 0.9 + 95)
     # FP32 0.1 is 0.10000000149: above the 0.1 bound, as prometheus_client's own observe would put it
-    assert value("servekit_prediction_probability_bucket", output="p", label="yes", le="0.1") == 0
-    assert value("servekit_prediction_probability_bucket", output="p", label="yes", le="0.2") == 1
+    # (the 100 rows at 0.05 are below it); cumulative counts, as Prometheus reads them
+    assert value("servekit_prediction_probability_bucket", output="p", label="yes", le="0.1") == 100
+    assert value("servekit_prediction_probability_bucket", output="p", label="yes", le="0.2") == 101
 
 
 def test_feedback_documents_are_checked_and_joined() -> None:
