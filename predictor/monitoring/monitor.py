@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ FEEDBACK = Counter(
 )
 # Rows a drift window needs before its PSI means anything: with 10 bins, fewer would be noise.
 MIN_DRIFT_ROWS = 100
+FAULT_LOG_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,12 @@ def load_profile(spec: ModelSpec, model_dir: Path) -> Profile | None:
         if tensor is None:
             raise ProfileError(f"profile {str(path)!r} describes input {name!r}, the manifest has no such input")
         width = _row_width(tensor.shape)
-        if width is not None and width != reference.width:
+        if width is None:
+            raise ProfileError(
+                f"profile {str(path)!r} describes input {name!r}, whose shape {tensor.shape} has no fixed "
+                "number of values per row: drift is measured per feature column"
+            )
+        if width != reference.width:
             raise ProfileError(
                 f"profile {str(path)!r}: input {name!r} has {reference.width} features, "
                 f"the manifest's shape {tensor.shape} has {width} per row"
@@ -116,6 +123,7 @@ class ModelMonitor:
         self.judged: Judged | None = judged_output(spec)
         self.answers: AnswerStore | None = None if self.judged is None else _answer_store(settings)
         self._feedback = {r: FEEDBACK.labels(model, r) for r in ("joined", "unknown", "invalid")}
+        self._last_fault_log = -FAULT_LOG_S
         self._accuracy = LIVE_ACCURACY.labels(model)
 
     def start(self) -> None:
@@ -131,10 +139,20 @@ class ModelMonitor:
     # ---- the request path -------------------------------------------------------------------
 
     def observe_call(self, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> None:
-        """One successful model call: raw inputs and every declared output (batcher thread)."""
-        self.predictions.observe(outputs)
-        if self.drift is not None:
-            self.drift.observe(inputs)
+        """One successful model call: raw inputs and every declared output (batcher thread).
+
+        A failure here is logged, never raised: the answers are right, and a monitoring fault
+        must not turn them into 500s.
+        """
+        try:
+            self.predictions.observe(outputs)
+            if self.drift is not None:
+                self.drift.observe(inputs)
+        except Exception:
+            now = time.monotonic()
+            if now - self._last_fault_log >= FAULT_LOG_S:
+                self._last_fault_log = now
+                logger.exception("monitoring of model %s failed on a model call (logged once a minute)", self.model)
 
     def remember(self, ids: tuple[str, ...], outputs: dict[str, np.ndarray]) -> None:
         """Keep one request's answer for its feedback, under its request id (and body id)."""

@@ -86,7 +86,9 @@ def write_profile(model_dir: Path, data: Path, input_name: str | None, bins: int
     # the training value 3.1 fell in, so the bins are cut on values of the input's own datatype.
     rows = read_rows(data, feature_order).astype(tensor.numpy_dtype).astype(np.float64)
     rest = tensor.shape[1:]
-    if all(d > 0 for d in rest) and rows.shape[1] != int(np.prod(rest)):
+    if not all(d > 0 for d in rest):
+        raise ProfileError(f"input {name!r} (shape {tensor.shape}) has no fixed number of features per row to profile")
+    if rows.shape[1] != int(np.prod(rest)):
         raise ProfileError(
             f"training data {str(data)!r} has {rows.shape[1]} features per row, "
             f"input {name!r} (shape {tensor.shape}) has {int(np.prod(rest))}"

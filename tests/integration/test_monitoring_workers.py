@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.integration import processes
 from tests.support import monitoring_models
 from tests.support.models import run_server
-from tests.support.monitoring_models import LABELS, gaussian_rows
+from tests.support.monitoring_models import LABELS, STDS, gaussian_rows
 from tests.support.server import Server
 
 MODEL = "gauss-classifier"
@@ -27,7 +27,8 @@ CALLS = 24  # the odds that no feedback lands on the other worker than its infer
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     model = monitoring_models.build(tmp_path_factory.mktemp("models") / "classifier", "classifier")
-    yield from run_server(tmp_path_factory, Server(model, MODEL, args=["--workers", "2"]))
+    args = ["--workers", "2", "--drift_interval_s", "0.2"]
+    yield from run_server(tmp_path_factory, Server(model, MODEL, args=args))
 
 
 def call(server: Server, method: str, path: str, body: object, pids: list[int], request_id: str = "") -> tuple:
@@ -97,3 +98,39 @@ def test_feedback_joins_across_workers_with_exact_counts_and_accuracy(two_worker
     samples = scrape(two_workers, pids)
     accuracy = samples[("servekit_live_accuracy", (("model", MODEL),))]
     assert accuracy == pytest.approx((2 * CALLS - CALLS // 3) / (2 * CALLS))
+
+
+def test_each_worker_watches_drift_and_the_pod_reports_the_largest(two_workers: Server) -> None:
+    """Runs after the feedback test (its 48 rows are in the windows too): 1600 rows with feature 2
+    shifted by 3 std, on fresh connections; every worker's rows are counted once (livesum), and the
+    drift gauge of the pod is the largest of the workers' (livemax)."""
+    assert two_workers.process is not None
+    pids = processes.children(two_workers.process.pid)
+    rows = gaussian_rows(1600, seed=81)
+    rows[:, 2] += 3 * STDS[2]
+    served = set()
+    for start in range(0, 1600, 50):
+        data = rows[start : start + 50].ravel().tolist()
+        body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [50, 4], "data": data}]}
+        status, answer, owner = call(two_workers, "POST", f"/v2/models/{MODEL}/infer", body, pids)
+        assert status == 200, answer
+        served.add(owner)
+    assert served == set(pids), f"only {served} of {pids} served: the test needs both workers' windows"
+
+    def drift() -> tuple[float, dict[str, float]]:
+        samples = scrape(two_workers, pids)
+        seen = samples.get(("servekit_input_drift_rows", (("input", "x"), ("model", MODEL))), 0.0)
+        psi = {
+            dict(labels)["feature"]: value
+            for (name, labels), value in samples.items()
+            if name == "servekit_input_drift" and dict(labels)["model"] == MODEL
+        }
+        return seen, psi
+
+    deadline = time.monotonic() + 20
+    while (state := drift())[0] != 2 * CALLS + 1600:
+        assert time.monotonic() < deadline, state
+        time.sleep(0.05)
+    psi = state[1]
+    assert psi["2"] > 0.25, psi
+    assert max(psi[f] for f in ("0", "1", "3")) < 0.1, psi

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import numpy as np
 import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 
 from predictor.modeldir.spec import ModelSpec
 from predictor.monitoring.feedback import FeedbackError, judged_output, outcomes, parse_feedback
+from predictor.monitoring.monitor import ModelMonitor, MonitoringSettings
 from predictor.monitoring.predictions import VALUE_BUCKETS, LabelNames, PredictionMetrics, observe_many
 
 
@@ -114,3 +118,15 @@ def test_a_regressor_is_judged_by_its_absolute_error() -> None:
     assert outcomes(judged, LabelNames(None), [1.5, -2.0], [1.0, 1.0]) == [0.5, 3.0]
     with pytest.raises(FeedbackError, match="must be numbers"):
         outcomes(judged, LabelNames(None), [1.5], ["high"])
+
+
+def test_a_monitoring_fault_is_logged_and_never_fails_the_model_call(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    monitor = ModelMonitor("unit-fault", classifier_spec("unit-fault"), tmp_path, MonitoringSettings())
+    with caplog.at_level(logging.ERROR, logger="predictor.monitoring.monitor"):
+        monitor.observe_call({}, {"p": np.zeros((1, 2))})  # no "label" output: a bug, not the caller's problem
+        monitor.observe_call({}, {"p": np.zeros((1, 2))})
+    assert [r.getMessage() for r in caplog.records] == [
+        "monitoring of model unit-fault failed on a model call (logged once a minute)"
+    ]
