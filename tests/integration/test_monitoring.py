@@ -224,6 +224,24 @@ def test_unknown_repeated_and_bad_feedback_say_what_is_wrong(classifier: Server)
     assert wrong_method.status_code == 405
 
 
+def test_an_answer_is_joinable_by_its_v2_body_id_and_by_the_id_the_server_made(classifier: Server) -> None:
+    rows = gaussian_rows(1, seed=45)
+    body = {
+        "id": "body-45",
+        "inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": rows.ravel().tolist()}],
+    }
+    response = httpx.post(f"{classifier.url}/v2/models/{CLASSIFIER}/infer", json=body, timeout=10)
+    assert response.status_code == 200 and response.json()["id"] == "body-45"
+    (label,) = response.json()["outputs"][0]["data"]
+    assert feedback(classifier, "body-45", [label]).status_code == 200
+
+    del body["id"]
+    response = httpx.post(f"{classifier.url}/v2/models/{CLASSIFIER}/infer", json=body, timeout=10)
+    made = response.headers["x-request-id"]
+    assert response.json()["id"] == made  # no body id: the request id the server made is the answer's id
+    assert feedback(classifier, made, response.json()["outputs"][0]["data"]).status_code == 200
+
+
 def test_feedback_after_the_time_to_live_is_refused(drifting: Server) -> None:
     v2_infer(drifting, gaussian_rows(1, seed=51), "late")
     time.sleep(1.2)  # the server's --feedback_ttl_s is 1: this wait is the thing under test
