@@ -20,6 +20,7 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import monitoring_models
+from tests.support.auth import AUTH, BODY_LIMIT
 from tests.support.models import run_server
 from tests.support.monitoring_models import LABELS, STDS, gaussian_rows
 from tests.support.server import Server
@@ -263,3 +264,13 @@ def test_a_regressor_reports_its_mean_absolute_error_and_its_values(regressor: S
     samples = scrape(regressor)
     assert metric(samples, "servekit_live_accuracy", model=REGRESSOR) == pytest.approx(3.5 / 4)
     wait_for(lambda: metric(scrape(regressor), "servekit_prediction_value_count", model=REGRESSOR, output="y"), 8)
+
+
+def test_feedback_is_authenticated_and_bounded_as_inference_is(guarded_server: Server) -> None:
+    url = f"{guarded_server.url}/v2/models/iris/feedback"
+    body = {"id": "x", "outputs": [{"name": "label", "datatype": "INT64", "shape": [1], "data": [0]}]}
+    assert httpx.post(url, json=body, timeout=10).status_code == 401
+    answer = httpx.post(url, json=body, headers=AUTH, timeout=10)
+    assert answer.status_code == 404 and "no answer with id 'x'" in answer.json()["error"]
+    huge = {**body, "padding": "x" * BODY_LIMIT}
+    assert httpx.post(url, json=huge, headers=AUTH, timeout=10).status_code == 413
