@@ -1,6 +1,7 @@
 """The ASGI app uvicorn serves: KServe's FastAPI app behind our layers, outermost first.
 
     RequestIdApp      x-request-id taken or made, echoed, in every log line about the request
+    TracingApp        with OTEL_EXPORTER_OTLP_ENDPOINT: a span per inference/feedback request (traceparent continued)
     BearerAuthApp     with --auth_token_file: 401 unless open (health, readiness, metrics) or authenticated
     BodyLimitApp      413 past --max_body_bytes, before the body is read whole
     ModelVersionApp   the protocol's versioned paths served for the model's own version
@@ -21,6 +22,7 @@ from predictor.asgi.interop import FormAsJsonApp, ModelVersionApp
 from predictor.asgi.limits import BodyLimitApp
 from predictor.asgi.request_id import RequestIdApp
 from predictor.asgi.types import ASGIApp
+from predictor.monitoring import tracing
 from predictor.server.model import ServingModel
 from predictor.server.settings import PredictorSettings
 
@@ -40,6 +42,8 @@ def build(kserve_app: ASGIApp, model: ServingModel, settings: PredictorSettings,
     app = BodyLimitApp(app, settings.max_body_bytes)
     if tokens is not None:
         app = BearerAuthApp(app, tokens)
+    if tracing.enabled():
+        app = tracing.TracingApp(app)
     return RequestIdApp(app)
 
 

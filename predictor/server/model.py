@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from predictor.asgi import request_id
 from predictor.batching import BatcherClosedError, BatchingConfig, DynamicBatcher, QueueFullError, Tensors
 from predictor.modeldir.preprocessing import apply_transforms, instances_to_tensor
 from predictor.modeldir.spec import ModelSpec, load_spec
+from predictor.monitoring import tracing
 from predictor.monitoring.monitor import ModelMonitor, MonitoringSettings
 from predictor.monitoring.reference import ProfileError
 from predictor.protocol.errors import Overloaded, StartupError, model_fault
@@ -190,8 +192,11 @@ class ServingModel(Model):  # type: ignore[misc]
         The answer is kept for feedback under the request id and ``body_id`` (a v2 body's own ``id``).
         """
         assert self._batcher is not None
+        # Tracing only: the batcher stamps when this request's model call ran, to split queue and model time.
+        model_call_ns: list[int] | None = [] if tracing.enabled() else None
+        submitted_ns = time.time_ns() if model_call_ns is not None else 0
         try:
-            outputs = await self._batcher.submit(inputs)
+            outputs = await self._batcher.submit(inputs, model_call_ns)
         except QueueFullError as exc:
             self.metrics.rejections.inc()
             raise Overloaded(self.name, self.settings.max_queue_size, exc.retry_after_s) from None
@@ -203,6 +208,9 @@ class ServingModel(Model):  # type: ignore[misc]
             fault = model_fault(self.name, exc)
             logger.error("%s", fault.details, exc_info=exc)
             raise fault from exc
+        if model_call_ns:
+            tracing.record("queue wait", submitted_ns, model_call_ns[0])
+            tracing.record("model call", model_call_ns[0], model_call_ns[1])
         if self.monitor is not None:
             self.monitor.remember(_answer_ids(request_id.current(), body_id), outputs)
         return outputs
@@ -238,9 +246,10 @@ class ServingModel(Model):  # type: ignore[misc]
         return DecodedRequest(inputs, [self.spec.outputs[0].name], "v1")
 
     async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> DecodedRequest:
-        if isinstance(payload, InferRequest):
-            return self.decode_v2(payload, self._request_bytes(payload, headers))
-        return self.decode_v1(payload)
+        with tracing.span("decode"):
+            if isinstance(payload, InferRequest):
+                return self.decode_v2(payload, self._request_bytes(payload, headers))
+            return self.decode_v1(payload)
 
     def _request_bytes(self, request: InferRequest, headers: dict[str, str] | None) -> int:
         """The REST body's length when known, else the most any request may have (gRPC, chunked)."""
@@ -262,6 +271,10 @@ class ServingModel(Model):  # type: ignore[misc]
     async def postprocess(
         self, result: Prediction, headers: dict[str, str] | None = None, response_headers: Any = None
     ) -> dict[str, Any] | InferResponse | pb.ModelInferResponse:
+        with tracing.span("encode"):
+            return self._encode(result)
+
+    def _encode(self, result: Prediction) -> dict[str, Any] | InferResponse | pb.ModelInferResponse:
         request = result.request
         if request.protocol == "v1":
             return {"predictions": result.outputs[request.outputs[0]].tolist()}
