@@ -21,6 +21,7 @@ import orjson
 
 from predictor.asgi.interop import FORM_TYPE
 from predictor.asgi.types import JSON_CONTENT, ASGIApp, Receive, Scope, Send
+from predictor.monitoring import tracing
 from predictor.protocol.errors import ERROR_ANSWERS, http_status, message_of, rest_answer
 from predictor.protocol.v2_codec import BINARY_HEADER, decode_request, encode_response, parse_body
 from predictor.protocol.validation import InputError, select_outputs, validate_inputs
@@ -90,25 +91,27 @@ class LeanInferApp:
         spec = self.model.spec
         binary_length = headers.get(BINARY_HEADER.encode())
         try:
-            document, binary = parse_body(body, None if binary_length is None else binary_length.decode())
-            request = decode_request(document, binary)
-            inputs = validate_inputs(spec, request.tensors, len(body))
-            selected = select_outputs(spec, request.requested_outputs)
+            with tracing.span("decode"):
+                document, binary = parse_body(body, None if binary_length is None else binary_length.decode())
+                request = decode_request(document, binary)
+                inputs = validate_inputs(spec, request.tensors, len(body))
+                selected = select_outputs(spec, request.requested_outputs)
         except InputError as exc:
             raise HTTPError(400, str(exc)) from None
         model_start = time.perf_counter()
         try:
-            results = await self.model.infer_arrays(inputs)
+            results = await self.model.infer_arrays(inputs, request.request_id)
         except _ANSWERED as exc:
             raise _as_http_error(exc) from None
         self._predict_seconds.observe(time.perf_counter() - model_start)
-        payload, header_length = encode_response(
-            self.model.name,
-            spec.version,
-            self.model.response_id(request.request_id),
-            [(name, self.model.output_datatypes[name], results[name]) for name in selected],
-            set(selected) if request.binary_default else request.binary_outputs,
-        )
+        with tracing.span("encode"):
+            payload, header_length = encode_response(
+                self.model.name,
+                spec.version,
+                self.model.response_id(request.request_id),
+                [(name, self.model.output_datatypes[name], results[name]) for name in selected],
+                set(selected) if request.binary_default else request.binary_outputs,
+            )
         if header_length is None:
             return payload, _JSON
         return payload, [

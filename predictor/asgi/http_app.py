@@ -1,9 +1,11 @@
 """The ASGI app uvicorn serves: KServe's FastAPI app behind our layers, outermost first.
 
     RequestIdApp      x-request-id taken or made, echoed, in every log line about the request
+    TracingApp        with OTEL_EXPORTER_OTLP_ENDPOINT: a span per inference/feedback request (traceparent continued)
     BearerAuthApp     with --auth_token_file: 401 unless open (health, readiness, metrics) or authenticated
     BodyLimitApp      413 past --max_body_bytes, before the body is read whole
     ModelVersionApp   the protocol's versioned paths served for the model's own version
+    FeedbackApp       with --monitoring: POST /v2/models/<model>/feedback (ground truth)
     LeanInferApp      with --fast_path: this model's v2 REST infer, answered without FastAPI
     FormAsJsonApp     curl's form type read as JSON on KServe's v2 route
     KServe's app      everything else: health, metadata, v1, the v2 route with --no-fast_path
@@ -20,6 +22,7 @@ from predictor.asgi.interop import FormAsJsonApp, ModelVersionApp
 from predictor.asgi.limits import BodyLimitApp
 from predictor.asgi.request_id import RequestIdApp
 from predictor.asgi.types import ASGIApp
+from predictor.monitoring import tracing
 from predictor.server.model import ServingModel
 from predictor.server.settings import PredictorSettings
 
@@ -31,10 +34,16 @@ def build(kserve_app: ASGIApp, model: ServingModel, settings: PredictorSettings,
     app: ASGIApp = FormAsJsonApp(kserve_app)
     if settings.fast_path:
         app = LeanInferApp(app, model)
+    if model.monitor is not None:
+        from predictor.monitoring.feedback_app import FeedbackApp
+
+        app = FeedbackApp(app, model.name, model.monitor)
     app = ModelVersionApp(app, model.name, model.spec.version)
     app = BodyLimitApp(app, settings.max_body_bytes)
     if tokens is not None:
         app = BearerAuthApp(app, tokens)
+    if tracing.enabled():
+        app = tracing.TracingApp(app)
     return RequestIdApp(app)
 
 

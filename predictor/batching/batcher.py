@@ -100,8 +100,11 @@ class DynamicBatcher:
         """Requests accepted but not yet started (queued or in the batch being formed)."""
         return self._pending
 
-    async def submit(self, inputs: Tensors) -> Tensors:
+    async def submit(self, inputs: Tensors, model_call_ns: list[int] | None = None) -> Tensors:
         """This request's rows of every output, in the order the model returned the outputs.
+
+        ``model_call_ns``, when given, receives the wall-clock start and end (ns) of the model call
+        that answered this request, so a tracer can tell queue wait from model time.
 
         Raises ValueError for inputs that cannot be batched, QueueFullError when
         ``max_queue_size`` requests are already waiting, BatcherClosedError after ``close()``,
@@ -116,7 +119,7 @@ class DynamicBatcher:
         loop = asyncio.get_running_loop()
         wakeup = self._ensure_worker(loop)
         future: asyncio.Future[Tensors] = loop.create_future()
-        request = QueuedRequest(inputs, rows, signature, future, loop.time())
+        request = QueuedRequest(inputs, rows, signature, future, loop.time(), model_call_ns=model_call_ns)
         self._queue.append(request)
         self._pending += 1
         wakeup.set()
@@ -301,11 +304,13 @@ class DynamicBatcher:
 
     async def _run_single(self, request: QueuedRequest) -> None:
         """Run one request unmerged: its arrays go in and the model's come out, with no copy."""
+        started = time.time_ns()
         try:
             outputs = check_outputs(await self._invoke(request.inputs, request.rows, 1), request.rows)
         except Exception as error:  # the model's own exception object, so a ValueError stays one
             settle_error(request.future, error)
             return
+        _stamp([request], started)
         settle(request.future, outputs)
 
     async def _run_merged(self, requests: list[QueuedRequest]) -> None:
@@ -314,10 +319,12 @@ class DynamicBatcher:
         try:
             names = requests[0].inputs.keys()
             merged = {name: np.concatenate([r.inputs[name] for r in requests], axis=0) for name in names}
+            started = time.time_ns()
             outputs = await self._invoke(merged, rows, len(requests))
         except Exception as error:
             await self._isolate(requests, error)
             return
+        _stamp(requests, started)
         try:
             check_outputs(outputs, rows)
         except BatchOutputError as error:
@@ -365,3 +372,11 @@ class DynamicBatcher:
             self._on_batch(rows, requests)
         except Exception:
             logger.exception("on_batch hook for %r failed", self.name)
+
+
+def _stamp(requests: list[QueuedRequest], started_ns: int) -> None:
+    """Hand the model call's start and end to the requests that asked for them (model_call_ns)."""
+    ended_ns = time.time_ns()
+    for request in requests:
+        if request.model_call_ns is not None:
+            request.model_call_ns[:] = (started_ns, ended_ns)

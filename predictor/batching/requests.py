@@ -85,6 +85,8 @@ class QueuedRequest:
     future: asyncio.Future[Tensors]
     enqueued_at: float
     waiting: bool = True  # counted in queue_depth until it starts, is cancelled or is failed
+    # When given (tracing), the batcher writes the wall-clock ns its model call started and ended.
+    model_call_ns: list[int] | None = None
 
 
 def describe_rows(inputs: Tensors) -> tuple[int, Signature]:

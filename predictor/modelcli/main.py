@@ -13,6 +13,7 @@ from predictor.modelcli.errors import CommandError
 SUBCOMMANDS = [
     "predictor.modelcli.pack",
     "predictor.modelcli.check",
+    "predictor.monitoring.profile_command",
 ]
 
 Run = Callable[[argparse.Namespace], int]
@@ -21,7 +22,10 @@ Run = Callable[[argparse.Namespace], int]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="servekit-model",
-        description="Turn a trained model file into a model directory the predictor serves, and check one.",
+        description=(
+            "Turn a trained model file into a model directory the predictor serves, check one, and profile "
+            "its training data for the drift gauges."
+        ),
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in SUBCOMMANDS:

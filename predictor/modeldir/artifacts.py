@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from predictor.modeldir.spec import Artifact
+from predictor.modeldir.spec import HashedFile
 
 _CHUNK = 1 << 20
 
@@ -48,21 +48,22 @@ def _tree_sha256(root: Path) -> str:
     return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
-def verified_artifact_path(model_dir: str | Path, artifact: Artifact) -> Path:
-    """The artifact's path, after checking that it exists, stays inside model_dir and hashes right."""
+def verified_artifact_path(model_dir: str | Path, artifact: HashedFile, what: str = "artifact") -> Path:
+    """The file's (or artifact directory's) path, after checking that it exists, stays inside
+    model_dir and hashes right. ``what`` names it in errors: the artifact, or another hashed file
+    such as the profile."""
     root = Path(model_dir).resolve()
     path = (root / artifact.path).resolve()
     if not path.is_relative_to(root):
-        raise ArtifactError(f"artifact {artifact.path!r} resolves outside the model directory {str(root)!r}")
+        raise ArtifactError(f"{what} {artifact.path!r} resolves outside the model directory {str(root)!r}")
     if not (path.is_file() or path.is_dir()):
-        raise ArtifactError(f"artifact {artifact.path!r} not found in model directory {str(root)!r}")
+        raise ArtifactError(f"{what} {artifact.path!r} not found in model directory {str(root)!r}")
     try:
         actual = sha256_of(path)
     except OSError as exc:
-        raise ArtifactError(f"cannot read artifact {str(path)!r}: {exc.strerror}") from None
+        raise ArtifactError(f"cannot read {what} {str(path)!r}: {exc.strerror}") from None
     if actual != artifact.sha256:
         raise ArtifactError(
-            f"artifact {str(path)!r} has sha256 {actual}, but the manifest expects {artifact.sha256}; "
-            "refusing to load it"
+            f"{what} {str(path)!r} has sha256 {actual}, but the manifest expects {artifact.sha256}; refusing to load it"
         )
     return path

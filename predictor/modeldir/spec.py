@@ -122,12 +122,11 @@ FORMATS_BY_FRAMEWORK: dict[str, tuple[str, ...]] = {
 SELF_DESCRIBED = ("onnx", "tensorflow")
 
 
-class Artifact(_Strict):
+class HashedFile(_Strict):
+    """A file of the model directory whose sha256 the manifest names; checked before it is read."""
+
     path: Annotated[str, Field(min_length=1)]
     sha256: str
-    # The file's format within its framework (FORMATS_BY_FRAMEWORK); optional where the runtime can
-    # tell, e.g. sklearn "joblib" (also reads pickles written by joblib) or "pickle".
-    format: ArtifactFormat | None = None
 
     @field_validator("sha256")
     @classmethod
@@ -144,6 +143,12 @@ class Artifact(_Strict):
         if Path(value).is_absolute() or ".." in Path(value).parts:
             raise ValueError(f"artifact path must be relative to the model directory, got {value!r}")
         return value
+
+
+class Artifact(HashedFile):
+    # The file's format within its framework (FORMATS_BY_FRAMEWORK); optional where the runtime can
+    # tell, e.g. sklearn "joblib" (also reads pickles written by joblib) or "pickle".
+    format: ArtifactFormat | None = None
 
 
 class Scaling(_Strict):
@@ -201,8 +206,10 @@ class ModelSpec(_Strict):
     artifact: Artifact
     inputs: Annotated[list[TensorSpec], Field(min_length=1)]
     outputs: Annotated[list[OutputSpec], Field(min_length=1)]
-    # Class names, index-aligned with the model's classes; used only for documentation and v1 answers.
+    # Class names, index-aligned with the model's classes; they name the classes in the prediction metrics.
     labels: list[str] | None = None
+    # The inputs' reference distributions (`servekit-model profile`), for the drift gauges.
+    profile: HashedFile | None = None
     preprocessing: Preprocessing = Preprocessing()
     runtime: Runtime = Runtime()
 

@@ -182,6 +182,10 @@ def serve(args: argparse.Namespace, settings: PredictorSettings, server_class: C
         tokens = load_tokens(settings.auth_token_file)
     except TokenFileError as exc:
         return fail(str(exc))
+    from predictor.monitoring import tracing
+
+    if tracing.setup():
+        logger.info("tracing: spans exported over OTLP, as the OTEL_* variables say")
     start = time.perf_counter()
     try:
         model = ServingModel(settings)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,9 @@ from predictor.asgi import request_id
 from predictor.batching import BatcherClosedError, BatchingConfig, DynamicBatcher, QueueFullError, Tensors
 from predictor.modeldir.preprocessing import apply_transforms, instances_to_tensor
 from predictor.modeldir.spec import ModelSpec, load_spec
+from predictor.monitoring import tracing
+from predictor.monitoring.monitor import ModelMonitor, MonitoringSettings
+from predictor.monitoring.reference import ProfileError
 from predictor.protocol.errors import Overloaded, StartupError, model_fault
 from predictor.protocol.grpc_raw import grpc_infer_response
 from predictor.protocol.v2_codec import loads_json
@@ -72,6 +76,12 @@ def infer_input_tensor(infer_input: Any) -> RawTensor:
     return RawTensor(name, infer_input.datatype, shape, decode)
 
 
+def _answer_ids(current: str | None, body_id: str | None) -> tuple[str, ...]:
+    """The ids an answer is kept under for feedback: the request id, and a v2 body's own id if it differs."""
+    ids = tuple(i for i in (current, body_id) if i)
+    return ids if len(ids) < 2 or ids[0] != ids[1] else ids[:1]
+
+
 class ServingModel(Model):  # type: ignore[misc]
     """One model directory served over v1, v2 REST and v2 gRPC."""
 
@@ -85,6 +95,7 @@ class ServingModel(Model):  # type: ignore[misc]
         self.output_datatypes: dict[str, str] = {o.name: o.datatype for o in self.spec.outputs}
         self._batcher: DynamicBatcher | None = None
         self._closing: asyncio.Task[None] | None = None
+        self.monitor: ModelMonitor | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -94,6 +105,12 @@ class ServingModel(Model):  # type: ignore[misc]
         )
         self._check_outputs(runtime)
         self.runtime = runtime
+        if self.settings.monitoring:
+            try:
+                self.monitor = ModelMonitor(self.name, self.spec, self.settings.model_dir, self._monitoring_settings())
+            except ProfileError as exc:
+                raise StartupError(str(exc)) from None
+            self.monitor.start()
         if self.settings.batching:
             config = BatchingConfig(
                 max_batch_size=self.settings.max_batch_size,
@@ -108,6 +125,12 @@ class ServingModel(Model):  # type: ignore[misc]
         self.ready = True
         logger.info("model %s (%s) ready on %s; batching %s", self.name, self.spec.framework, runtime.device, config)
         return self.ready
+
+    def _monitoring_settings(self) -> MonitoringSettings:
+        s = self.settings
+        return MonitoringSettings(
+            s.drift_window, s.drift_interval_s, s.feedback_ttl_s, s.feedback_max_answers, s.accuracy_window
+        )
 
     def _check_outputs(self, runtime: ModelRuntime) -> None:
         """Run one zero row through the model so a manifest that lies about outputs fails at start-up."""
@@ -141,6 +164,8 @@ class ServingModel(Model):  # type: ignore[misc]
                 pass  # no loop (never served): nothing can be queued
             else:
                 self._closing = loop.create_task(self._batcher.close(drain=True))
+        if self.monitor is not None:
+            self.monitor.stop()
         super().stop()
 
     # ---- metadata ----------------------------------------------------------------------------
@@ -156,13 +181,22 @@ class ServingModel(Model):  # type: ignore[misc]
     def _run_batch(self, inputs: Tensors) -> Tensors:
         """The batcher's model call; runs in its worker thread."""
         assert self.runtime is not None
-        return self.runtime.predict(apply_transforms(self.spec, inputs))
+        outputs = self.runtime.predict(apply_transforms(self.spec, inputs))
+        if self.monitor is not None:
+            self.monitor.observe_call(inputs, outputs)
+        return outputs
 
-    async def infer_arrays(self, inputs: Tensors) -> Tensors:
-        """Checked inputs in, every declared output out, through the batcher."""
+    async def infer_arrays(self, inputs: Tensors, body_id: str | None = None) -> Tensors:
+        """Checked inputs in, every declared output out, through the batcher.
+
+        The answer is kept for feedback under the request id and ``body_id`` (a v2 body's own ``id``).
+        """
         assert self._batcher is not None
+        # Tracing only: the batcher stamps when this request's model call ran, to split queue and model time.
+        model_call_ns: list[int] | None = [] if tracing.enabled() else None
+        submitted_ns = time.time_ns() if model_call_ns is not None else 0
         try:
-            return await self._batcher.submit(inputs)
+            outputs = await self._batcher.submit(inputs, model_call_ns)
         except QueueFullError as exc:
             self.metrics.rejections.inc()
             raise Overloaded(self.name, self.settings.max_queue_size, exc.retry_after_s) from None
@@ -174,6 +208,12 @@ class ServingModel(Model):  # type: ignore[misc]
             fault = model_fault(self.name, exc)
             logger.error("%s", fault.details, exc_info=exc)
             raise fault from exc
+        if model_call_ns:
+            tracing.record("queue wait", submitted_ns, model_call_ns[0])
+            tracing.record("model call", model_call_ns[0], model_call_ns[1])
+        if self.monitor is not None:
+            self.monitor.remember(_answer_ids(request_id.current(), body_id), outputs)
+        return outputs
 
     def response_id(self, own: str | None) -> str:
         """A v2 response's id: the request's own, else the request id the logs and headers carry."""
@@ -206,9 +246,10 @@ class ServingModel(Model):  # type: ignore[misc]
         return DecodedRequest(inputs, [self.spec.outputs[0].name], "v1")
 
     async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> DecodedRequest:
-        if isinstance(payload, InferRequest):
-            return self.decode_v2(payload, self._request_bytes(payload, headers))
-        return self.decode_v1(payload)
+        with tracing.span("decode"):
+            if isinstance(payload, InferRequest):
+                return self.decode_v2(payload, self._request_bytes(payload, headers))
+            return self.decode_v1(payload)
 
     def _request_bytes(self, request: InferRequest, headers: dict[str, str] | None) -> int:
         """The REST body's length when known, else the most any request may have (gRPC, chunked)."""
@@ -224,12 +265,16 @@ class ServingModel(Model):  # type: ignore[misc]
     async def predict(
         self, payload: DecodedRequest, headers: dict[str, str] | None = None, response_headers: Any = None
     ) -> Prediction:
-        outputs = await self.infer_arrays(payload.inputs)
+        outputs = await self.infer_arrays(payload.inputs, payload.request_id)
         return Prediction(payload, outputs)
 
     async def postprocess(
         self, result: Prediction, headers: dict[str, str] | None = None, response_headers: Any = None
     ) -> dict[str, Any] | InferResponse | pb.ModelInferResponse:
+        with tracing.span("encode"):
+            return self._encode(result)
+
+    def _encode(self, result: Prediction) -> dict[str, Any] | InferResponse | pb.ModelInferResponse:
         request = result.request
         if request.protocol == "v1":
             return {"predictions": result.outputs[request.outputs[0]].tolist()}

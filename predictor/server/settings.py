@@ -48,6 +48,25 @@ class PredictorSettings(BaseSettings):
     # One Python process in front of a GPU cannot keep it busy; N processes, each with its own
     # model copy and batcher, share the pod's ports (see predictor/workers/).
     workers: Annotated[int, Field(ge=1, description="Server processes in this pod, sharing its ports.")] = 1
+    # Model monitoring (predictor/monitoring/): prediction metrics, input drift, feedback.
+    monitoring: bool = Field(
+        True, description="Count predictions, watch input drift and take feedback (off: none of them)."
+    )
+    drift_window: Annotated[
+        int, Field(ge=100, description="Most recent input rows whose PSI against the profile is published.")
+    ] = 1000
+    drift_interval_s: Annotated[
+        float, Field(gt=0, description="Seconds between two computations of the input drift gauges.")
+    ] = 10.0
+    feedback_ttl_s: Annotated[
+        float, Field(gt=0, description="Seconds an answer is kept for its feedback (ground truth).")
+    ] = 3600.0
+    feedback_max_answers: Annotated[
+        int, Field(ge=1, description="Most answers kept for feedback; the oldest go first.")
+    ] = 100_000
+    accuracy_window: Annotated[
+        int, Field(ge=1, description="Rows with feedback that servekit_live_accuracy is the mean of.")
+    ] = 1000
 
     @field_validator("device")
     @classmethod

@@ -24,6 +24,8 @@ MIN_BATCHING_SPEEDUP = 4.0
 MAX_STARTUP_S = 5.0
 # Issue 11, on the 2-core machine: --workers 2 beats one worker in the same run.
 MIN_WORKERS_SPEEDUP = 1.0
+# Issue 20: prediction counting, drift and the answer store cost at most 3 % of throughput.
+MIN_MONITORING_RATIO = 0.97
 
 PASS = "PASS"
 MISSED = "MISSED"
@@ -257,6 +259,11 @@ def workers_checks(rows: Mapping[str, TargetResult], connections: int) -> list[C
         checks.append(Check(f"{row.label}: counted - answered", surplus, ">=", 0, unit=" req"))
         checks.append(Check(f"{row.label}: counted - answered", surplus, "<=", 2 * connections, unit=" req"))
     return checks
+
+
+def monitoring_checks(rows: Mapping[str, TargetResult]) -> list[Check]:
+    """Monitoring on (with a drift profile) over --no-monitoring, on iris (issue 20)."""
+    return [Check("monitoring on/off, iris", ratio(rows.get("on"), rows.get("off")), ">=", MIN_MONITORING_RATIO)]
 
 
 def requests_total(metrics_text: str) -> float:

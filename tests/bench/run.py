@@ -48,6 +48,7 @@ from tests.bench.report import (
     format_checks,
     format_rows,
     median,
+    monitoring_checks,
     requests_total,
     sklearn_checks,
     startup_checks,
@@ -90,6 +91,7 @@ class Context:
     torch_dir: Path | None = None
     torch_body: Path | None = None
     torch_expected: int | None = None
+    profiled_dir: Path | None = None  # iris with a drift profile, made by the first monitoring run
     problems: list[str] = field(default_factory=list)
     busy_warnings: dict[str, float] = field(default_factory=dict)
 
@@ -125,6 +127,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--skip-torch", action="store_true", help="skip the torch batching on/off runs")
     p.add_argument("--skip-workers", action="store_true", help="skip the --workers 1 and 2 runs")
+    p.add_argument(
+        "--skip-monitoring", action="store_true", help="skip the iris runs with monitoring on and off (issue 20)"
+    )
     p.add_argument(
         "--gpu",
         action="store_true",
@@ -505,6 +510,43 @@ def run_workers(ctx: Context) -> dict[str, TargetResult]:
     return rows
 
 
+def profiled_iris(ctx: Context) -> Path:
+    """A copy of the iris model directory with a drift profile of the iris data (servekit-model profile)."""
+    if ctx.profiled_dir is None:
+        import shutil
+
+        import numpy as np
+        from sklearn.datasets import load_iris
+
+        target = ctx.work / "models" / "iris-profiled"
+        shutil.copytree(ctx.sklearn_dir, target)
+        data = ctx.work / "iris-train.npy"
+        np.save(data, load_iris().data)
+        command = [ctx.python, "-m", "predictor.modelcli.main", "profile", str(target), "--data", str(data)]
+        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+        if result.returncode != 0:
+            raise BenchError(f"profiling iris failed: {result.stderr.strip()}")
+        ctx.profiled_dir = target
+    return ctx.profiled_dir
+
+
+def run_monitoring(ctx: Context) -> dict[str, TargetResult]:
+    """The predictor on iris with a drift profile, monitoring on and off (issue 20): what it costs."""
+    try:
+        model_dir = profiled_iris(ctx)
+    except (BenchError, OSError, subprocess.TimeoutExpired) as exc:
+        ctx.problems.append(f"monitoring: {exc}")
+        return {}
+    rows: dict[str, TargetResult] = {}
+    for key, label, extra in (
+        ("on", "iris, monitoring on", []),
+        ("off", "iris, --no-monitoring", ["--no-monitoring"]),
+    ):
+        server = predictor_server(ctx, model_dir, SKLEARN_MODEL, f"monitoring-{key}", extra)
+        rows[key] = bench_iris(ctx, key, label, server, ("label",))
+    return rows
+
+
 def measure_startup(ctx: Context) -> tuple[dict[str, float | None], dict[str, list[float]]]:
     medians: dict[str, float | None] = {}
     samples: dict[str, list[float]] = {}
@@ -609,6 +651,7 @@ def print_report(
     a = ctx.args
     out = sys.stdout
     sk_rows, torch_rows, workers_rows = tables["sklearn"], tables["torch"], tables["workers"]
+    monitoring_rows = tables["monitoring"]
     rounds = f", median of {a.rounds} rounds" if a.rounds > 1 else ""
     print(
         f"\nsklearn iris, v2 REST JSON 1x4 FP32, {a.connections} connections, {a.threads} thread, "
@@ -630,11 +673,14 @@ def print_report(
                     f"the server counted {row.extra['server_counted']:,} requests",
                     file=out,
                 )
+    if monitoring_rows:
+        print(f"\npredictor on iris with a drift profile, {a.connections} connections", file=out)
+        print(format_rows(list(monitoring_rows.values()), {"vs off": monitoring_rows.get("off")}), file=out)
     if startup:
         print(f"\npredictor start-up, spawn to ready, median of {a.startup_runs}", file=out)
         for model, s in startup.items():
             print(f"  {model:8s} {_num(s)} s", file=out)
-    print("\ntargets (issues 3 and 11)", file=out)
+    print("\ntargets (issues 3, 11 and 20)", file=out)
     print(format_checks(checks), file=out)
     if ctx.busy_warnings:
         print(
@@ -688,6 +734,7 @@ def main(argv: list[str] | None = None) -> int:
         sk_rounds: list[dict[str, TargetResult]] = []
         torch_rounds: list[dict[str, TargetResult]] = []
         workers_rounds: list[dict[str, TargetResult]] = []
+        monitoring_rounds: list[dict[str, TargetResult]] = []
         for n in range(args.rounds):
             if args.rounds > 1:
                 progress(f"round {n + 1} of {args.rounds}")
@@ -696,9 +743,12 @@ def main(argv: list[str] | None = None) -> int:
                 torch_rounds.append(run_torch(ctx))
             if not args.skip_workers:
                 workers_rounds.append(run_workers(ctx))
+            if not args.skip_monitoring:
+                monitoring_rounds.append(run_monitoring(ctx))
         sk_rows = combine_rounds(sk_rounds)
         torch_rows = combine_rounds(torch_rounds)
         workers_rows = combine_rounds(workers_rounds)
+        monitoring_rows = combine_rounds(monitoring_rounds)
         startup, startup_samples = measure_startup(ctx) if args.startup_runs > 0 else ({}, {})
     except KeyboardInterrupt:
         progress("interrupted; servers stopped")
@@ -709,8 +759,11 @@ def main(argv: list[str] | None = None) -> int:
         checks += torch_checks(torch_rows.get("on"), torch_rows.get("off"))
     if workers_rows:
         checks += workers_checks(workers_rows, args.connections)
+    if monitoring_rows:
+        checks += monitoring_checks(monitoring_rows)
     checks += startup_checks(startup)
-    print_report(ctx, {"sklearn": sk_rows, "torch": torch_rows, "workers": workers_rows}, startup, checks)
+    tables = {"sklearn": sk_rows, "torch": torch_rows, "workers": workers_rows, "monitoring": monitoring_rows}
+    print_report(ctx, tables, startup, checks)
 
     doc = {
         "timestamp": stamp,
@@ -729,6 +782,7 @@ def main(argv: list[str] | None = None) -> int:
         "sklearn": {k: r.to_dict() for k, r in sk_rows.items()},
         "torch": {k: r.to_dict() for k, r in torch_rows.items()},
         "workers": {k: r.to_dict() for k, r in workers_rows.items()},
+        "monitoring": {k: r.to_dict() for k, r in monitoring_rows.items()},
         "startup_s": {"median": startup, "samples": startup_samples},
         "checks": [c.to_dict() for c in checks],
         "problems": ctx.problems,

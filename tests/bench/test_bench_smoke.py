@@ -265,3 +265,11 @@ def test_requests_total_sums_every_label_set() -> None:
     )
     assert report.requests_total(text) == 12.0
     assert report.requests_total("") == 0.0
+
+
+def test_monitoring_costs_at_most_three_percent() -> None:
+    on, off = row("on", 2925), row("off", 3000)
+    (check,) = report.monitoring_checks({"on": on, "off": off})
+    assert check.value == pytest.approx(0.975) and check.status == report.PASS
+    (slow,) = report.monitoring_checks({"on": row("on", 2900), "off": off})
+    assert slow.status == report.MISSED

@@ -47,6 +47,11 @@ KNOWN_METRICS = {
     "request_preprocess_seconds",
     "request_predict_seconds",
     "request_postprocess_seconds",
+    "servekit_predictions_total",
+    "servekit_prediction_probability",
+    "servekit_input_drift",
+    "servekit_live_accuracy",
+    "servekit_feedback_total",
 }
 
 

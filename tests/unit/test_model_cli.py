@@ -62,7 +62,7 @@ def test_the_console_script_is_installed() -> None:
     script = Path(sys.executable).with_name("servekit-model")
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
-    assert "pack" in result.stdout
+    assert all(command in result.stdout for command in ("pack", "check", "profile")), result.stdout
 
 
 def test_a_subcommand_is_one_module_and_one_line(
@@ -71,14 +71,14 @@ def test_a_subcommand_is_one_module_and_one_line(
     extra = types.ModuleType("tests_extra_subcommand")
 
     def add_parser(subparsers: Any) -> None:
-        parser = subparsers.add_parser("profile", help="a subcommand from another module")
+        parser = subparsers.add_parser("inspect", help="a subcommand from another module")
         parser.add_argument("model_dir")
-        parser.set_defaults(run=lambda args: print(f"profiled {args.model_dir}") or 0)
+        parser.set_defaults(run=lambda args: print(f"inspected {args.model_dir}") or 0)
 
     extra.add_parser = add_parser  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, extra.__name__, extra)
     monkeypatch.setattr(cli, "SUBCOMMANDS", [*cli.SUBCOMMANDS, extra.__name__])
-    assert run(capsys, "profile", "models/iris") == (0, "profiled models/iris\n", "")
+    assert run(capsys, "inspect", "models/iris") == (0, "inspected models/iris\n", "")
 
 
 # ---- pack ------------------------------------------------------------------------------------------

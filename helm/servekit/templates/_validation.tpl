@@ -152,6 +152,9 @@ Pod fields that one deployment mode does not support.
 {{- if and .Values.canaryAnalysis.enabled (not .Values.metrics.serviceMonitor.enabled) (not .Values.canaryAnalysis.spec.canarySelector) }}
 - "canaryAnalysis tells the canary from the stable predictor by the pod labels the chart's ServiceMonitor copies onto the series: enable metrics.serviceMonitor, or set canaryAnalysis.spec.canarySelector to match how your Prometheus labels them"
 {{- end }}
+{{- if and .Values.metrics.prometheusRule.enabled (not .Values.metrics.serviceMonitor.enabled) }}
+- "metrics.prometheusRule selects the predictor's series by the namespace and inferenceservice labels the chart's ServiceMonitor puts on them: enable metrics.serviceMonitor"
+{{- end }}
 {{- if and .Values.canaryAnalysis.enabled (eq .Values.deploymentMode "Standard") (not .Values.predictor.name) }}
 - "canaryAnalysis in Standard mode needs predictor.name: KServe names each predictor's pods after it, and promotion sets spec.predictor.name to the canary's"
 {{- end }}
