@@ -67,14 +67,13 @@ class Variants:
 def plan(spec: AnalysisSpec, variants: Variants) -> dict[str, str]:
     """The PromQL of every value the analysis needs, keyed ``<variant>.<what>`` / ``metric.<name>``."""
     window = format_duration(spec.window_seconds)
-    sides = [(CANARY, variants.canary, spec.canary_selector)]
+    canary_selector = queries.selector(variants.canary, variants.knative, spec.canary_selector)
+    stable_selector = queries.selector(variants.stable, variants.knative, spec.stable_selector)
+    sides = [(CANARY, variants.canary, canary_selector)]
     if spec.compare_stable is not None:
-        sides.append((STABLE, variants.stable, spec.stable_selector))
+        sides.append((STABLE, variants.stable, stable_selector))
     planned: dict[str, str] = {}
-    canary_selector = ""
-    for side, variant, override in sides:
-        matchers = queries.selector(variant, variants.knative, override)
-        canary_selector = canary_selector or matchers
+    for side, variant, matchers in sides:
         for what, template in (
             ("requests", queries.REQUESTS),
             ("errors", queries.ERRORS),
@@ -82,7 +81,9 @@ def plan(spec: AnalysisSpec, variants: Variants) -> dict[str, str]:
         ):
             planned[f"{side}.{what}"] = queries.render(template, variant, matchers, window)
     for check in spec.metrics:
-        planned[f"metric.{check.name}"] = queries.render(check.query, variants.canary, canary_selector, window)
+        planned[f"metric.{check.name}"] = queries.render(
+            check.query, variants.canary, canary_selector, window, stable_selector
+        )
     return planned
 
 

@@ -24,6 +24,29 @@ P99_SECONDS = (
     "histogram_quantile(0.99, sum by (le) (rate(servekit_request_duration_seconds_bucket{$selector}[$window])))"
 )
 
+# Ready-made custom checks on what the predictor reports about its model (predictor/monitoring/),
+# for an analysis's ``metrics``; docs/canary.md shows them in a CanaryAnalysis.
+# The largest population stability index of any input feature of the canary against its profile.
+INPUT_DRIFT = "max(servekit_input_drift{$selector})"
+# Total variation distance between the canary's and the stable's shares of each predicted class in
+# the window, per labelled output and summed over them: 0 when both predict classes in the same
+# proportions, 1 when they share none. A class only one side predicted counts in full (the two
+# "or" terms) instead of being dropped by the subtraction, which keeps only classes on both sides.
+_CLASS_SHARES = (
+    "(sum by (output, label) (increase(servekit_predictions_total{%s}[$window]))"
+    " / ignoring (label) group_left sum by (output) (increase(servekit_predictions_total{%s}[$window])))"
+)
+_CANARY_SHARES = _CLASS_SHARES % ("$selector", "$selector")
+_STABLE_SHARES = _CLASS_SHARES % ("$stable_selector", "$stable_selector")
+_PREDICTED = "(sum(increase(servekit_predictions_total{%s}[$window])) > 0)"
+# ... and no number at all ("no data", a failed check) unless both sides predicted some class.
+PREDICTION_SHIFT = (
+    f"(sum(abs(({_CANARY_SHARES} - {_STABLE_SHARES}) or {_CANARY_SHARES} or {_STABLE_SHARES})) / 2)"
+    f" and on () {_PREDICTED % '$selector'} and on () {_PREDICTED % '$stable_selector'}"
+)
+# How far the canary's live accuracy (from ground truth sent to /feedback) is below the stable's.
+ACCURACY_DROP = "avg(servekit_live_accuracy{$stable_selector}) - avg(servekit_live_accuracy{$selector})"
+
 STANDARD_SELECTOR = 'namespace="$namespace",app="$app"'
 KNATIVE_SELECTOR = 'namespace="$namespace",serving_knative_dev_revision="$revision"'
 
@@ -74,7 +97,7 @@ def check_templates(selectors: list[str | None], checks: list[str]) -> None:
     for variant, knative in probes:
         matchers = [selector(variant, knative, override) for override in selectors]
         for query in checks:
-            render(query, variant, matchers[0], "1m")
+            render(query, variant, matchers[0], "1m", matchers[-1])
 
 
 def selector(variant: Variant, knative: bool, override: str | None = None) -> str:
@@ -83,5 +106,7 @@ def selector(variant: Variant, knative: bool, override: str | None = None) -> st
     return fill(template, variant.values())
 
 
-def render(template: str, variant: Variant, variant_selector: str, window: str) -> str:
-    return fill(template, {**variant.values(), "selector": variant_selector, "window": window})
+def render(template: str, variant: Variant, variant_selector: str, window: str, stable_selector: str = "") -> str:
+    """One query of ``variant``; ``$stable_selector`` (custom checks) lets it compare with the stable."""
+    values = {**variant.values(), "selector": variant_selector, "stable_selector": stable_selector, "window": window}
+    return fill(template, values)

@@ -2,8 +2,9 @@
 
 Served by the real predictor (it unpickles it, so it lives in an importable module on the test
 server's PYTHONPATH). ``fail=True`` raises on every request, which the predictor answers with HTTP
-500; ``seconds`` sleeps in each call. The start-up sample row (zeros) stays fast and fine, so the
-server comes up like any other.
+500; ``seconds`` sleeps in each call; ``label`` is the class it predicts for every row (a model
+whose predictions shifted). The start-up sample row (zeros) stays fast and fine, so the server
+comes up like any other.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import numpy as np
 
 
 class FaultyEstimator:
-    def __init__(self, fail: bool = False, seconds: float = 0.0) -> None:
+    def __init__(self, fail: bool = False, seconds: float = 0.0, label: int = 0) -> None:
         self.fail = fail
         self.seconds = seconds
+        self.label = label
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         if len(features) > 1 or features.any():
@@ -24,4 +26,4 @@ class FaultyEstimator:
                 time.sleep(self.seconds)
             if self.fail:
                 raise RuntimeError("injected canary failure")
-        return np.zeros(len(features), dtype=np.int64)
+        return np.full(len(features), self.label, dtype=np.int64)

@@ -2,8 +2,8 @@
 as the chart's ServiceMonitor labels them, and the rollout promotes or rolls back on what it finds.
 
 - Each predictor is a real ``python -m predictor`` on a loopback port: a healthy iris canary, one
-  whose model raises (the predictor answers 500), one whose model sleeps (tests/integration/
-  faulty_estimator.py), and the stable iris server.
+  whose model raises (the predictor answers 500), one whose model sleeps, one that predicts
+  another class for every row (tests/integration/faulty_estimator.py), and the stable iris server.
 - The scrape config is derived from the rendered ServiceMonitor: its relabelings become
   ``relabel_configs``, and each static target carries the ``__meta_kubernetes_*`` labels that
   Kubernetes service discovery would set for a KServe pod (``app=isvc.<isvc>-<name>-predictor``,
@@ -23,17 +23,19 @@ from typing import Any
 
 import pytest
 
-from predictor.canary import isvc, rollout
+from predictor.canary import isvc, queries, rollout
 from predictor.canary.prometheus import PrometheusSource
 from predictor.canary.rollout import Edges
 from predictor.canary.spec import AnalysisSpec
 from predictor.canary.state import TERMINAL, Phase, RolloutState
+from tests.integration.faulty_estimator import FaultyEstimator
 from tests.support.canary_edges import MemoryEdges, knative_isvc, knative_reports, standard_isvc, standard_status
 from tests.support.canary_metrics import (
     ScrapingPrometheus,
     TrafficDriver,
     canary_servers,
     chart_service_monitor,
+    faulty_model,
     pod_target,
 )
 from tests.support.prometheus import query, wait_until
@@ -53,7 +55,11 @@ def analysis_with(**changes: Any) -> AnalysisSpec:
 
 @pytest.fixture(scope="module")
 def canaries(tmp_path_factory: pytest.TempPathFactory, iris_dir: Path) -> Iterator[dict[str, Server]]:
-    servers = canary_servers(tmp_path_factory.mktemp("canary-models"), iris_dir)
+    models = tmp_path_factory.mktemp("canary-models")
+    servers = canary_servers(models, iris_dir)
+    # Answers every request, fast, with class 1 where the stable says setosa: only its predictions differ.
+    shifted = faulty_model(models / "shifted", FaultyEstimator(label=1), source="label")
+    servers["shifted"] = Server(shifted, "iris")
     logs = tmp_path_factory.mktemp("canary-logs")
     started: list[Server] = []
     try:
@@ -75,7 +81,7 @@ def kserve_pod(server: Server, isvc_name: str, app: str, revision: str | None = 
 
 def targets(stable: Server, canaries: dict[str, Server]) -> list[dict[str, Any]]:
     found = []
-    for name in ("healthy", "failing", "slow", "silent"):
+    for name in ("healthy", "failing", "slow", "shifted", "silent"):
         found.append(kserve_pod(stable, name, f"isvc.{name}-v1-predictor"))
         if name in canaries:  # "silent": a canary whose pods are never scraped
             found.append(kserve_pod(canaries[name], name, f"isvc.{name}-v2-predictor"))
@@ -94,8 +100,10 @@ def prometheus(
         ScrapingPrometheus(work, chart_service_monitor(chart), static) as scraping,
         TrafficDriver([iris_server, *canaries.values()]),
     ):
-        wait_until(lambda: len(query(scraping.url, 'up{job="servekit"} == 1')) == 9, 30, "every target scraped")
-        for app in ("isvc.healthy-v2-predictor", "isvc.failing-v2-predictor", "isvc.slow-v2-predictor"):
+        up = 'up{job="servekit"} == 1'
+        wait_until(lambda: len(query(scraping.url, up)) == len(static), 30, "every target scraped")
+        for name in ("healthy", "failing", "slow", "shifted"):
+            app = f"isvc.{name}-v2-predictor"
             scraping.wait_for_requests(f'app="{app}"')
         yield scraping.url
 
@@ -183,3 +191,26 @@ def test_a_knative_canary_revision_is_promoted(prometheus: str) -> None:
     final = run_rollout(memory, prometheus, "kn")
     assert final.phase == Phase.SUCCEEDED, final.message
     assert "canaryTrafficPercent" not in memory.isvcs.get(NAMESPACE, "kn")["spec"]["predictor"]
+
+
+PREDICTION_SHIFT = {"name": "prediction-shift", "query": queries.PREDICTION_SHIFT, "max": 0.1}
+
+
+def test_a_canary_predicting_like_the_stable_passes_the_prediction_shift_check(prometheus: str) -> None:
+    memory = standard_canary("healthy")
+    final = run_rollout(memory, prometheus, "healthy", analysis_with(metrics=[PREDICTION_SHIFT]))
+    assert final.phase == Phase.SUCCEEDED, final.message
+    checks = {check.name: check for check in final.analysis().checks}  # type: ignore[union-attr]
+    assert checks["prediction-shift"].value == 0.0, checks["prediction-shift"]
+
+
+def test_a_canary_whose_predictions_shifted_is_rolled_back(prometheus: str) -> None:
+    """Every request answered, fast: only the predicted classes give it away."""
+    memory = standard_canary("shifted")
+    final = run_rollout(memory, prometheus, "shifted", analysis_with(metrics=[PREDICTION_SHIFT]))
+    assert final.phase == Phase.FAILED
+    checks = {check.name: check for check in final.analysis().checks}  # type: ignore[union-attr]
+    assert checks["request-success-rate"].passed and checks["request-duration-p99"].passed, checks
+    shift = checks["prediction-shift"]
+    assert not shift.passed and shift.value == 1.0, shift
+    assert memory.isvcs.get(NAMESPACE, "shifted")["spec"]["predictor"]["name"] == "v1"

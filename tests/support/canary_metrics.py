@@ -41,8 +41,9 @@ TRAFFIC_SECONDS = 300  # a driver pauses by itself this long after its last leas
 CANARY_VALUES = CHART_DIR / "ci" / "standard-canary-values.yaml"
 
 
-def faulty_model(path: Path, estimator: FaultyEstimator) -> Path:
-    """An iris-shaped model directory whose predictions come from ``estimator``."""
+def faulty_model(path: Path, estimator: FaultyEstimator, source: str = "raw") -> Path:
+    """An iris-shaped model directory whose predictions come from ``estimator``; ``source="label"``
+    declares its output a class, so the predictor counts its predicted classes."""
     path.mkdir(parents=True, exist_ok=True)
     joblib.dump(estimator, path / "model.joblib")
     spec = ModelSpec.model_validate(
@@ -51,7 +52,7 @@ def faulty_model(path: Path, estimator: FaultyEstimator) -> Path:
             "framework": "sklearn",
             "artifact": {"path": "model.joblib", "sha256": sha256_of(path / "model.joblib")},
             "inputs": [{"name": "features", "datatype": "FP32", "shape": [-1, 4]}],
-            "outputs": [{"name": "label", "datatype": "INT64", "shape": [-1], "source": "raw"}],
+            "outputs": [{"name": "label", "datatype": "INT64", "shape": [-1], "source": source}],
         }
     )
     dump_spec(spec, path)

@@ -7,7 +7,7 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from predictor.canary import analysis
+from predictor.canary import analysis, queries
 from predictor.canary.analysis import Variants
 from predictor.canary.queries import Variant
 from predictor.canary.spec import AnalysisSpec, MetricCheck, parse_duration
@@ -94,6 +94,38 @@ def test_selector_overrides_and_custom_checks_are_templates() -> None:
     planned = analysis.plan(spec, STANDARD)
     assert planned["canary.requests"] == 'sum(increase(servekit_requests_total{job="canary",isvc="iris"}[1m]))'
     assert planned["metric.mean-latency"] == 'avg_over_time(x{job="canary",isvc="iris"}[1m])'
+
+
+def test_a_custom_check_compares_with_the_stable_through_stable_selector() -> None:
+    spec = AnalysisSpec(
+        stable_selector='job="stable",isvc="$isvc"',
+        metrics=[{"name": "drop", "query": "avg(a{$stable_selector}) - avg(a{$selector})", "max": 0.02}],
+    )
+    planned = analysis.plan(spec, STANDARD)
+    assert (
+        planned["metric.drop"]
+        == 'avg(a{job="stable",isvc="iris"}) - avg(a{namespace="models",app="isvc.iris-v2-predictor"})'
+    )
+    assert not any(key.startswith("stable.") for key in planned), "compareStable's queries stay off"
+
+
+def test_the_model_checks_are_filled_for_both_sides() -> None:
+    spec = AnalysisSpec(
+        window="5m",
+        metrics=[
+            {"name": "shift", "query": queries.PREDICTION_SHIFT, "max": 0.1},
+            {"name": "drift", "query": queries.INPUT_DRIFT, "max": 0.25},
+            {"name": "accuracy-drop", "query": queries.ACCURACY_DROP, "max": 0.02},
+        ],
+    )
+    planned = analysis.plan(spec, STANDARD)
+    canary, stable = 'app="isvc.iris-v2-predictor"', 'app="isvc.iris-v1-predictor"'
+    assert planned["metric.shift"].count(canary) == 5 and planned["metric.shift"].count(stable) == 5
+    assert "$" not in planned["metric.shift"] and "[5m]" in planned["metric.shift"]
+    assert planned["metric.drift"] == f'max(servekit_input_drift{{namespace="models",{canary}}})'
+    stable_accuracy = f'avg(servekit_live_accuracy{{namespace="models",{stable}}})'
+    canary_accuracy = f'avg(servekit_live_accuracy{{namespace="models",{canary}}})'
+    assert planned["metric.accuracy-drop"] == f"{stable_accuracy} - {canary_accuracy}"
 
 
 def test_unknown_placeholder_names_the_known_ones_when_the_spec_is_read() -> None:
