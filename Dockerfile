@@ -32,6 +32,8 @@ FROM ${PYTHON_IMAGE} AS build
 
 # cpu: scikit-learn runtime only (small). cuda: also PyTorch; its Linux wheels from the default
 # index bundle the CUDA runtime libraries, the node's NVIDIA driver is injected at run time.
+# Both carry the tracing extra (OpenTelemetry, a few MB): KServe's spec.tracing sets the OTEL_*
+# variables and expects spans; without them the predictor exports nothing.
 # Neither installs the canary or backup extra: the controller has its own image (below).
 ARG VARIANT=cpu
 
@@ -48,8 +50,8 @@ COPY pyproject.toml README.md ./
 COPY predictor ./predictor
 
 RUN case "${VARIANT}" in \
-      cpu)  extras="" ;; \
-      cuda) extras="[torch]" ;; \
+      cpu)  extras="[tracing]" ;; \
+      cuda) extras="[torch,tracing]" ;; \
       *)    echo "VARIANT must be cpu or cuda, got '${VARIANT}'" >&2; exit 1 ;; \
     esac \
  && /opt/venv/bin/pip install ".${extras}"

@@ -199,7 +199,7 @@ def install_variants(build: Stage) -> dict[str, list[str]]:
 def test_cuda_variant_is_a_build_argument() -> None:
     build = dockerfile().stage("build")
     assert "VARIANT=cpu" in build.all("ARG")
-    assert install_variants(build) == {"cpu": [], "cuda": ["torch"]}
+    assert install_variants(build) == {"cpu": ["tracing"], "cuda": ["torch", "tracing"]}
     extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert "torch" in extras
 
