@@ -54,7 +54,9 @@ class MetricCheck(_Camel):
     """A custom PromQL check: its value must lie in [min, max] (Flagger's thresholdRange)."""
 
     name: Annotated[str, Field(min_length=1, pattern=r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$")]
-    query: Annotated[str, Field(min_length=1, description="PromQL; may use $selector, $stable_selector, $window, $namespace, ...")]
+    query: Annotated[
+        str, Field(min_length=1, description="PromQL; may use $selector, $stable_selector, $window, $namespace, ...")
+    ]
     min: float | None = None
     max: float | None = None
 
