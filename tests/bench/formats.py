@@ -267,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
                         measure(args, f"{kind} MLServer"),
                         not args.no_mlserver_install,
                         args.results_dir / "mlserver-install.log",
+                        args.threads,
                     )
     print(table(results))
     peers = formats_peers.peer_table(results)

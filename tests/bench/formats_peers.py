@@ -62,6 +62,11 @@ def peer_table(results: dict[str, Any]) -> str:
     return "\n".join(lines) if len(lines) > 1 else ""
 
 
+def peer_env(threads: int) -> dict[str, str] | None:
+    """MLServer's environment beyond ours: the OpenMP threads XGBoost and LightGBM use by default."""
+    return {"OMP_NUM_THREADS": str(threads)} if threads else None
+
+
 def not_available(status: str, reason: str) -> dict[str, Any]:
     return {"status": status, "reason": reason}
 
@@ -76,11 +81,13 @@ def serve_peer(
     measure: Callable[[int, str, Path], dict[str, Any]],
     install: bool,
     install_log: Path,
+    threads: int = 0,
 ) -> dict[str, Any]:
     """MLServer serving ``artifact`` with ``kind``'s runtime, checked, then ``measure``d on its port.
 
     Returns the figures, or ``{"status", "reason"}`` when MLServer cannot be installed, started
-    or answers wrongly.
+    or answers wrongly. ``threads`` (0: the framework's default) reaches MLServer's runtime as
+    ``OMP_NUM_THREADS``, its only knob for it, so both servers' trees run on as many threads.
     """
     print(f"[formats] {kind}: MLServer peer (first run installs its venv with pip)", file=sys.stderr)
     exe, why = mlserver_env.ensure_venv(install_log, install)
@@ -96,6 +103,7 @@ def serve_peer(
         http_port,
         f"/v2/models/{name}/ready",
         work / f"mlserver-{kind}.log",
+        env=peer_env(threads),
         cwd=work,
     )
     path = f"/v2/models/{name}/infer"

@@ -83,6 +83,11 @@ def test_peer_table_reports_ratio_and_unavailable_peers() -> None:
     assert formats_peers.peer_table({"onnx": {"served": ours}}) == ""
 
 
+def test_peer_gets_the_same_threads_as_our_runtime() -> None:
+    assert formats_peers.peer_env(1) == {"OMP_NUM_THREADS": "1"}
+    assert formats_peers.peer_env(0) is None  # the framework's default, as ours
+
+
 def test_mlserver_expected_follows_each_runtime_default_output() -> None:
     p = np.array([[0.25, 0.75]])
     assert formats_peers.mlserver_expected("xgboost", p).tolist() == [0.75]
