@@ -7,7 +7,8 @@ interleaved rounds, N calls of ``runtime.predict`` and N calls of the framework'
 the same outputs (label and probabilities), for 1 row and for 32 rows. The difference is what the
 runtime adds. Served: ``python -m predictor`` on each model, its first answer checked against the
 framework's own, then the same load as ``make bench``'s (a): 1-row v2 JSON requests on keep-alive
-connections for a fixed time.
+connections for a fixed time. For XGBoost and LightGBM, the same model served by MLServer with its
+runtime for that format takes the same load (``formats_peers``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from predictor.examples import formats as format_examples
 from predictor.examples import sklearn_iris
 from predictor.modeldir.spec import dump_spec, load_spec
 from predictor.runtimes import ModelRuntime, load_runtime
+from tests.bench import formats_peers
 from tests.bench import load as loadgen
 from tests.bench.servers import Server, free_ports, post_json, running
 
@@ -131,6 +133,28 @@ def in_process(
     return figures
 
 
+def body_for(input_name: str, row: np.ndarray) -> bytes:
+    """One row as a v2 JSON request, the same for our predictor and MLServer."""
+    tensor = {"name": input_name, "datatype": "FP32", "shape": [1, row.shape[1]], "data": row.reshape(-1).tolist()}
+    return json.dumps({"inputs": [tensor]}).encode()
+
+
+def measure(args: argparse.Namespace, label: str) -> Callable[[int, str, Path], dict[str, Any]]:
+    """Warm-up then measured load on a ready server: the same for every server compared."""
+
+    def run(port: int, path: str, body_file: Path) -> dict[str, Any]:
+        tool = loadgen.pick_tool("auto")
+        loadgen.run_load(tool, port, path, body_file, loadgen.LoadSpec(args.connections, args.warmup))
+        result = loadgen.run_load(tool, port, path, body_file, loadgen.LoadSpec(args.connections, args.duration))
+        if result.non_2xx or result.socket_errors:
+            raise RuntimeError(
+                f"{label}: {result.non_2xx} non-2xx answers, {result.socket_errors} socket errors under load"
+            )
+        return {"rps": result.rps, "p50_ms": result.p50_ms, "p99_ms": result.p99_ms, "tool": result.tool}
+
+    return run
+
+
 def served(
     kind: str,
     model_dir: Path,
@@ -155,13 +179,7 @@ def served(
     ]
     server = Server(f"predictor ({kind})", argv, http_port, f"/v2/models/{name}/ready", work / f"{kind}.log", cwd=REPO)
     row = rows[:1]
-    body = json.dumps(
-        {
-            "inputs": [
-                {"name": input_name, "datatype": "FP32", "shape": [1, row.shape[1]], "data": row.reshape(-1).tolist()}
-            ]
-        }
-    ).encode()
+    body = body_for(input_name, row)
     body_file = work / f"{kind}-body.json"
     body_file.write_bytes(body)
     path = f"/v2/models/{name}/infer"
@@ -174,18 +192,8 @@ def served(
             np.testing.assert_allclose(
                 outputs[out_name], expected, rtol=0, atol=1e-5, err_msg=f"{kind} served {out_name}"
             )
-        tool = loadgen.pick_tool("auto")
-        loadgen.run_load(tool, http_port, path, body_file, loadgen.LoadSpec(args.connections, args.warmup))
-        result = loadgen.run_load(tool, http_port, path, body_file, loadgen.LoadSpec(args.connections, args.duration))
-    if result.non_2xx or result.socket_errors:
-        raise RuntimeError(f"{kind}: {result.non_2xx} non-2xx answers, {result.socket_errors} socket errors under load")
-    return {
-        "rps": result.rps,
-        "p50_ms": result.p50_ms,
-        "p99_ms": result.p99_ms,
-        "startup_s": server.startup_s,
-        "tool": result.tool,
-    }
+        figures = measure(args, kind)(http_port, path, body_file)
+    return figures | {"startup_s": server.startup_s}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -211,6 +219,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="the manifests' runtime.threads; 0: each framework's default (default: %(default)s)",
     )
     p.add_argument("--skip-served", action="store_true", help="only the in-process comparison")
+    p.add_argument(
+        "--no-mlserver",
+        action="store_true",
+        help=f"do not serve {' and '.join(formats_peers.PEER_KINDS)} with MLServer's runtimes as well",
+    )
+    p.add_argument("--no-mlserver-install", action="store_true", help="use MLServer only if its venv already exists")
     p.add_argument("--results-dir", type=Path, default=REPO / "results", help="where the JSON goes (default: results/)")
     return p.parse_args(argv)
 
@@ -242,7 +256,23 @@ def main(argv: list[str] | None = None) -> int:
                 results[kind]["served"] = served(
                     kind, model_dir, spec.name, spec.inputs[0].name, rows, direct, work, args
                 )
+                if kind in formats_peers.PEER_KINDS and not args.no_mlserver:
+                    results[kind]["mlserver"] = formats_peers.serve_peer(
+                        kind,
+                        model_dir / spec.artifact.path,
+                        spec.name,
+                        work / f"{kind}-body.json",
+                        direct(rows[:1])["probabilities"],
+                        work,
+                        measure(args, f"{kind} MLServer"),
+                        not args.no_mlserver_install,
+                        args.results_dir / "mlserver-install.log",
+                        args.threads,
+                    )
     print(table(results))
+    peers = formats_peers.peer_table(results)
+    if peers:
+        print("\n" + peers)
     out = args.results_dir / f"bench-formats-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(
         json.dumps({"settings": vars(args) | {"results_dir": str(args.results_dir)}, "results": results}, indent=2)

@@ -1,13 +1,17 @@
-"""Target (c): MLServer with mlserver-sklearn, in a virtualenv of its own outside the repository.
+"""MLServer in a virtualenv of its own outside the repository: target (c) (mlserver-sklearn) and
+the formats benchmark's peers (mlserver-xgboost, mlserver-lightgbm).
 
 The virtualenv lives under ``~/.cache/servekit-bench`` (or ``$SERVEKIT_BENCH_CACHE``), one per
-set of pinned versions, and is made on first use with pip. scikit-learn in it is pinned to the
-version the project's venv has, so it unpickles the very joblib file the predictor serves.
-When the install fails, the benchmark reports (c) as not available and goes on.
+set of pinned versions, and is made on first use with pip. scikit-learn, XGBoost and LightGBM in
+it are pinned to the versions the project's venv has, so it loads the very files the predictor
+serves. When the install fails, the benchmarks report MLServer as not available and go on.
+
+MLServer publishes no ONNX runtime at 1.7.1 (pip finds no ``mlserver-onnx``), so ONNX has no peer.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -16,7 +20,17 @@ from importlib import metadata
 from pathlib import Path
 
 MLSERVER_VERSION = "1.7.1"
-MLSERVER_SKLEARN_VERSION = "1.7.1"
+# The one source of truth for MLServer's runtimes: format -> (package, version, implementation,
+# the framework whose version is pinned to the project venv's). Each runtime is released with
+# MLServer under the same version number.
+RUNTIMES: dict[str, tuple[str, str, str, str]] = {
+    "sklearn": ("mlserver-sklearn", "1.7.1", "mlserver_sklearn.SKLearnModel", "scikit-learn"),
+    "xgboost": ("mlserver-xgboost", "1.7.1", "mlserver_xgboost.XGBoostModel", "xgboost"),
+    "lightgbm": ("mlserver-lightgbm", "1.7.1", "mlserver_lightgbm.LightGBMModel", "lightgbm"),
+}
+# The project may have a framework under another distribution name (``[xgboost]`` installs xgboost-cpu);
+# MLServer's runtime depends on the plain name, pinned to the same version.
+ALIASES = {"xgboost": ("xgboost", "xgboost-cpu")}
 # MLServer 1.7.1's inference workers call asyncio.get_event_loop() before setting a loop, which
 # uvloop 0.22 and later refuse; 0.21.0 was current when 1.7.1 came out.
 UVLOOP_VERSION = "0.21.0"
@@ -27,19 +41,33 @@ def cache_root() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "servekit-bench"
 
 
+def framework_pin(distribution: str) -> str:
+    """``dist==version`` as the project venv has it, or the bare name when it lacks the extra."""
+    for installed in ALIASES.get(distribution, (distribution,)):
+        try:
+            return f"{distribution}=={metadata.version(installed)}"
+        except metadata.PackageNotFoundError:
+            continue
+    return distribution
+
+
 def requirements() -> list[str]:
-    return [
-        f"mlserver=={MLSERVER_VERSION}",
-        f"mlserver-sklearn=={MLSERVER_SKLEARN_VERSION}",
-        f"scikit-learn=={metadata.version('scikit-learn')}",
-        f"uvloop=={UVLOOP_VERSION}",
-    ]
+    pins = [f"mlserver=={MLSERVER_VERSION}"]
+    for package, version, _, framework in RUNTIMES.values():
+        pins += [f"{package}=={version}", framework_pin(framework)]
+    return [*pins, f"uvloop=={UVLOOP_VERSION}"]
 
 
 def venv_dir() -> Path:
-    sk = metadata.version("scikit-learn")
+    """One directory per set of requirements, so a changed pin never reuses a stale venv."""
+    digest = hashlib.sha256(" ".join(requirements()).encode()).hexdigest()[:10]
     py = f"py{sys.version_info.major}{sys.version_info.minor}"
-    return cache_root() / f"mlserver-{MLSERVER_VERSION}-sklearn-{sk}-{py}"
+    return cache_root() / f"mlserver-{MLSERVER_VERSION}-{digest}-{py}"
+
+
+def versions() -> dict[str, str]:
+    """The pinned MLServer distributions, for a results file."""
+    return {"mlserver": MLSERVER_VERSION} | {package: version for package, version, _, _ in RUNTIMES.values()}
 
 
 def mlserver_bin(venv: Path) -> Path:
@@ -92,13 +120,21 @@ def ensure_venv(log_path: Path, install: bool = True) -> tuple[Path | None, str]
 
 
 def write_model_repository(
-    root: Path, model_name: str, artifact: Path, http_port: int, grpc_port: int, metrics_port: int
+    root: Path,
+    model_name: str,
+    artifact: Path,
+    http_port: int,
+    grpc_port: int,
+    metrics_port: int,
+    kind: str = "sklearn",
 ) -> Path:
-    """An MLServer model repository serving ``artifact`` with mlserver-sklearn, every port chosen by us.
+    """An MLServer model repository serving ``artifact`` with ``kind``'s runtime, every port chosen by us.
 
     Everything else is MLServer's default (one parallel inference worker, metrics on), as a user
     following its docs would run it.
     """
+    if kind not in RUNTIMES:
+        raise ValueError(f"MLServer runtime for {kind!r}: none known; known: {sorted(RUNTIMES)}")
     root.mkdir(parents=True, exist_ok=True)
     settings = {
         "host": "127.0.0.1",
@@ -112,7 +148,7 @@ def write_model_repository(
     model_dir.mkdir(exist_ok=True)
     model_settings = {
         "name": model_name,
-        "implementation": "mlserver_sklearn.SKLearnModel",
+        "implementation": RUNTIMES[kind][2],
         "parameters": {"uri": str(artifact.resolve()), "version": "v1"},
     }
     (model_dir / "model-settings.json").write_text(json.dumps(model_settings, indent=2) + "\n")

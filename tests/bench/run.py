@@ -602,10 +602,7 @@ def environment(tool: str) -> dict[str, Any]:
         "load_tool": tool,
         "wrk": wrk_version,
         "versions": {d: version(d) for d in ("kserve", "scikit-learn", "torch", "numpy", "orjson", "uvicorn")},
-        "mlserver": {
-            "mlserver": mlserver_env.MLSERVER_VERSION,
-            "mlserver-sklearn": mlserver_env.MLSERVER_SKLEARN_VERSION,
-        },
+        "mlserver": mlserver_env.versions(),
     }
 
 
