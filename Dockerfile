@@ -32,13 +32,8 @@ FROM ${PYTHON_IMAGE} AS build
 
 # cpu: scikit-learn runtime only (small). cuda: also PyTorch; its Linux wheels from the default
 # index bundle the CUDA runtime libraries, the node's NVIDIA driver is injected at run time.
-# Both carry the tracing extra (OpenTelemetry, a few MB): KServe's spec.tracing sets the OTEL_*
-# variables and expects spans; without them the predictor exports nothing.
 # Neither installs the canary or backup extra: the controller has its own image (below).
 ARG VARIANT=cpu
-# Model formats beyond scikit-learn (and PyTorch in cuda), comma-separated: onnx, xgboost,
-# lightgbm, tensorflow; e.g. --build-arg FORMATS=onnx,xgboost. Sizes: docs/deploy.md.
-ARG FORMATS=""
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -53,16 +48,10 @@ COPY pyproject.toml README.md ./
 COPY predictor ./predictor
 
 RUN case "${VARIANT}" in \
-      cpu)  extras="[tracing]" ;; \
-      cuda) extras="[torch,tracing]" ;; \
+      cpu)  extras="" ;; \
+      cuda) extras="[torch]" ;; \
       *)    echo "VARIANT must be cpu or cuda, got '${VARIANT}'" >&2; exit 1 ;; \
     esac \
- && for format in $(echo "${FORMATS}" | tr ',' ' '); do \
-      case "${format}" in \
-        onnx | xgboost | lightgbm | tensorflow) extras="${extras%]},${format}]" ;; \
-        *) echo "FORMATS takes onnx, xgboost, lightgbm, tensorflow (comma-separated), got '${format}'" >&2; exit 1 ;; \
-      esac; \
-    done \
  && /opt/venv/bin/pip install ".${extras}"
 
 # The example model is built from data scikit-learn ships: nothing is downloaded.

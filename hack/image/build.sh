@@ -21,9 +21,6 @@
 # `hack/image/export.sh REF FILE.tar` (REF as a pod spec writes it) and `ctr -n k8s.io images
 # import FILE.tar`; see export.sh for the names containerd then shows.
 #
-# SERVEKIT_IMAGE_FORMATS=onnx,xgboost (the Dockerfile's FORMATS: onnx, xgboost, lightgbm,
-# tensorflow) adds those model formats' runtimes to the predictor image; part of its cache key.
-#
 # Builder: docker when a Docker engine answers, else buildah; SERVEKIT_IMAGE_BUILDER=docker|buildah
 # forces one. buildah needs root, buildah and mmdebstrap: `sudo hack/image/install-tools.sh`.
 # With buildah the Dockerfiles' base comes from Debian's packages (--build-arg PYTHON_IMAGE=base),
@@ -134,9 +131,7 @@ for image in "${images[@]}"; do
       ;;
     predictor)
       ensure_base
-      formats="${SERVEKIT_IMAGE_FORMATS:-}"
-      build_if_changed predictor "${SERVEKIT_ROOT}" "${SERVEKIT_ROOT}/Dockerfile" "" "${BASE_ID} formats=${formats}" \
-        "${PYTHON_IMAGE_ARGS[@]}" "FORMATS=${formats}"
+      build_if_changed predictor "${SERVEKIT_ROOT}" "${SERVEKIT_ROOT}/Dockerfile" "" "${BASE_ID}" "${PYTHON_IMAGE_ARGS[@]}"
       ;;
     canary-controller)
       ensure_base

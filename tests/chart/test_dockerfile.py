@@ -12,7 +12,6 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.support.k8s_checks import REPO_ROOT, env_of
@@ -200,40 +199,9 @@ def install_variants(build: Stage) -> dict[str, list[str]]:
 def test_cuda_variant_is_a_build_argument() -> None:
     build = dockerfile().stage("build")
     assert "VARIANT=cpu" in build.all("ARG")
-    assert install_variants(build) == {"cpu": ["tracing"], "cuda": ["torch", "tracing"]}
+    assert install_variants(build) == {"cpu": [], "cuda": ["torch"]}
     extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert "torch" in extras
-
-
-def install_for(variant: str, formats: str) -> subprocess.CompletedProcess[str]:
-    """The build stage's install step run by bash as the build runs it, with pip replaced by echo."""
-    (install,) = [cmd for cmd in dockerfile().stage("build").all("RUN") if "pip install" in cmd]
-    script = install.replace("/opt/venv/bin/pip install", "echo")
-    env = {"PATH": "/usr/bin:/bin", "VARIANT": variant, "FORMATS": formats}
-    return subprocess.run(["bash", "-ec", script], env=env, capture_output=True, text=True, timeout=30, check=False)
-
-
-@pytest.mark.parametrize(
-    ("variant", "formats", "installed"),
-    [
-        ("cpu", "", ".[tracing]"),
-        ("cpu", "onnx,xgboost", ".[tracing,onnx,xgboost]"),
-        ("cuda", "lightgbm", ".[torch,tracing,lightgbm]"),
-        ("cpu", "tensorflow", ".[tracing,tensorflow]"),
-    ],
-)
-def test_formats_add_their_extras(variant: str, formats: str, installed: str) -> None:
-    result = install_for(variant, formats)
-    assert (result.returncode, result.stdout.strip()) == (0, installed), result.stderr
-
-
-@pytest.mark.parametrize("formats", ["backup", "onnx,canary", "pickle"])
-def test_formats_refuse_what_is_not_a_model_format(formats: str) -> None:
-    result = install_for("cpu", formats)
-    assert result.returncode == 1 and result.stdout == ""
-    assert "FORMATS takes onnx, xgboost, lightgbm, tensorflow (comma-separated), got" in result.stderr
-    extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    assert {"onnx", "xgboost", "lightgbm", "tensorflow"} <= set(extras), "each format is one of servekit's extras"
 
 
 def test_the_predictor_image_carries_no_tool_extra() -> None:
